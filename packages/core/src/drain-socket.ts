@@ -1,0 +1,90 @@
+import net from 'node:net'
+import { adoptHandle, detachHandle } from './handle/node-internals.js'
+import type { PooledFd } from './pooled-fd.js'
+
+export type DrainOutcome =
+  | { kind: 'eof' }
+  | { kind: 'error'; error: Error }
+  /** a connect that was in flight when its tenant left completed (with an error, as aborted) */
+  | { kind: 'connect-done'; error: Error | null }
+
+/**
+ * Holds a handle after its tenant has left and before the fd is settled: it receives the callbacks
+ * Node still owes the handle (a connect in flight, data, the peer's EOF or an error), discards
+ * every byte (the tenant gave them up; AF_UNSPEC purges the kernel's queues anyway) and reports
+ * how the fd ended. Never closes the handle: the recycler does, or returns it to the pool.
+ */
+export class DrainSocket extends net.Socket {
+  readonly pooled: PooledFd
+  discardedBytes = 0
+  #report: ((drain: DrainSocket, outcome: DrainOutcome) => void) | null
+
+  constructor(pooled: PooledFd, connectPending: boolean, report: (drain: DrainSocket, outcome: DrainOutcome) => void) {
+    super({ allowHalfOpen: true })
+    this.pooled = pooled
+    this.#report = report
+    adoptHandle(this, pooled.handle, false)
+    pooled.owner = this
+    if (connectPending) {
+      // Node's afterConnect asserts `connecting` on the handle's owner, then emits 'connect' or
+      // destroys it with the connect error.
+      setConnecting(this, true)
+      this.once('connect', () => this.#finish({ kind: 'connect-done', error: null }))
+    } else {
+      this.startReading()
+    }
+  }
+
+  /** Reads (and discards) until EOF or an error. */
+  startReading(): void {
+    const handle = this.pooled.handle
+    if (handle.reading) return
+    handle.reading = true
+    const err = handle.readStart()
+    if (err !== 0) this.#finish({ kind: 'error', error: Object.assign(new Error(`readStart failed (${err})`), { errno: err }) })
+  }
+
+  override push(chunk: unknown): boolean {
+    if (chunk === null) {
+      this.#finish({ kind: 'eof' })
+      return false
+    }
+    this.discardedBytes += (chunk as Buffer).length
+    return true
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const wasConnecting = this.connecting
+    setConnecting(this, false)
+    callback(null) // errors are reported to the recycler, never emitted: nobody listens here
+    if (wasConnecting || this.pooled.connectPending) {
+      this.#finish({ kind: 'connect-done', error: error ?? new Error('connect aborted') })
+    } else {
+      this.#finish({ kind: 'error', error: error ?? new Error('drain destroyed') })
+    }
+  }
+
+  /** Detaches the handle and reports once; later callbacks find no handle. */
+  #finish(outcome: DrainOutcome): void {
+    const report = this.#report
+    if (!report) return
+    this.#report = null
+    this.pooled.connectPending = false
+    detachHandle(this)
+    this.pooled.owner = null
+    report(this, outcome)
+  }
+
+  /** The recycler settles the fd some other way (timeout, close): stop listening. */
+  abandon(): void {
+    if (!this.#report) return
+    this.#report = null
+    detachHandle(this)
+    this.pooled.owner = null
+  }
+}
+
+/** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */
+function setConnecting(socket: net.Socket, value: boolean): void {
+  ;(socket as unknown as { connecting: boolean }).connecting = value
+}

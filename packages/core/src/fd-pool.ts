@@ -1,0 +1,127 @@
+import genericPool from 'generic-pool'
+import { AcquireTimeoutError } from './errors.js'
+import type { ResolvedRecyclerOptions } from './options.js'
+import type { PooledFd } from './pooled-fd.js'
+
+export interface FdPoolHooks {
+  /** A new handle for the family; never throws (a failed prewarm yields an fd-less handle). */
+  create(family: 4 | 6, prewarm: boolean): PooledFd
+  /** Closes the fd; the only place fds are closed. */
+  destroy(pooled: PooledFd): void
+  /** Validation on borrow: make the fd ready (lazy dissolve); false means close it and take another. */
+  validate(pooled: PooledFd): boolean
+}
+
+const UNLIMITED = 2 ** 31 - 1
+
+/**
+ * One generic-pool of fds per address family: an IPv6 fd cannot connect to an IPv4 address
+ * (EAFNOSUPPORT/EINVAL), so the family picks the pool. Idle fds are unconnected (or parked, see
+ * lifecycle.ts); borrowed ones are in use or draining.
+ */
+export class FdPool {
+  readonly #pools: Record<4 | 6, genericPool.Pool<PooledFd>>
+  readonly #options: ResolvedRecyclerOptions
+  readonly #hooks: FdPoolHooks
+  /** Ours, not generic-pool's `available`: its clear() leaves destroyed resources counted. */
+  readonly #idle: Record<4 | 6, Set<PooledFd>> = { 4: new Set(), 6: new Set() }
+
+  constructor(options: ResolvedRecyclerOptions, hooks: FdPoolHooks) {
+    this.#options = options
+    this.#hooks = hooks
+    this.#pools = { 4: this.#createPool(4), 6: this.#createPool(6) }
+  }
+
+  #createPool(family: 4 | 6): genericPool.Pool<PooledFd> {
+    const o = this.#options
+    // generic-pool creates the first minIdle resources from inside createPool(): `pool` is unset then.
+    let pool: genericPool.Pool<PooledFd> | undefined
+    pool = genericPool.createPool<PooledFd>(
+      {
+        // A pool never makes a caller wait for an fd it could create: create() is synchronous and
+        // cannot fail, so generic-pool never spins on a rejecting factory.
+        create: async () => {
+          const pooled = this.#hooks.create(family, (pool?.size ?? 0) < o.minIdle)
+          this.#idle[pooled.family].add(pooled)
+          return pooled
+        },
+        destroy: async (pooled) => {
+          this.#idle[pooled.family].delete(pooled)
+          this.#hooks.destroy(pooled)
+        },
+      },
+      {
+        max: o.maxSockets > 0 ? o.maxSockets : UNLIMITED,
+        min: o.minIdle,
+        acquireTimeoutMillis: o.acquireTimeoutMillis,
+        idleTimeoutMillis: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : UNLIMITED,
+        evictionRunIntervalMillis: o.idleTimeoutMs > 0 ? Math.max(100, Math.min(o.idleTimeoutMs, 10_000)) : 0,
+        numTestsPerEvictionRun: UNLIMITED,
+        // LIFO: the warmest fd goes out first, cold ones age out.
+        fifo: false,
+        autostart: true,
+      },
+    )
+    // generic-pool emits these for failed create/destroy; ours never reject, but an unhandled
+    // 'error' event would crash the process.
+    pool.on('factoryCreateError', () => {})
+    pool.on('factoryDestroyError', () => {})
+    return pool
+  }
+
+  async acquire(family: 4 | 6): Promise<PooledFd> {
+    const pool = this.#pools[family]
+    for (;;) {
+      let pooled: PooledFd
+      try {
+        pooled = await pool.acquire()
+      } catch (err) {
+        if (err instanceof Error && err.name === 'TimeoutError') {
+          throw new AcquireTimeoutError(this.#options.acquireTimeoutMillis, this.#options.maxSockets)
+        }
+        throw err
+      }
+      this.#idle[pooled.family].delete(pooled)
+      if (this.#hooks.validate(pooled)) return pooled
+      this.destroy(pooled)
+    }
+  }
+
+  /** Back to idle, or closed if the family already keeps maxIdle idle fds. */
+  release(pooled: PooledFd): void {
+    const pool = this.#pools[pooled.family]
+    if (this.idle(pooled.family) >= this.#options.maxIdle) {
+      this.destroy(pooled)
+      return
+    }
+    this.#idle[pooled.family].add(pooled)
+    pool.release(pooled).catch(() => {
+      this.#idle[pooled.family].delete(pooled)
+      this.#hooks.destroy(pooled)
+    })
+  }
+
+  destroy(pooled: PooledFd): void {
+    const pool = this.#pools[pooled.family]
+    if (pool.isBorrowedResource(pooled)) {
+      pool.destroy(pooled).catch(() => {})
+    } else {
+      this.#idle[pooled.family].delete(pooled)
+      this.#hooks.destroy(pooled)
+    }
+  }
+
+  idle(family?: 4 | 6): number {
+    return family ? this.#idle[family].size : this.#idle[4].size + this.#idle[6].size
+  }
+
+  /** Closes every idle fd and stops creating; call once nothing is borrowed any more. */
+  async close(): Promise<void> {
+    await Promise.all(
+      Object.values(this.#pools).map(async (pool) => {
+        await pool.drain()
+        await pool.clear()
+      }),
+    )
+  }
+}

@@ -1,0 +1,109 @@
+import { getSystemErrorName } from 'node:util'
+import {
+  AF_INET, AF_INET6, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  SO_ERROR, SO_LINGER, TCP_INFO, loadLibc,
+} from './libc.js'
+
+/**
+ * Typed wrappers over the raw prototypes. A `-1` from the kernel becomes a Node-style system
+ * error here and nowhere else: `code` ('EMFILE'), `errno` (negative, as libuv reports it) and
+ * `syscall`, the shape a plain net.Socket gives.
+ */
+export interface SystemError extends Error {
+  code: string
+  errno: number
+  syscall: string
+}
+
+export function systemError(syscall: string, errno: number, detail?: string): SystemError {
+  const code = safeErrorName(-Math.abs(errno))
+  const err = new Error(`${syscall} ${code}${detail ? ` ${detail}` : ''}`) as SystemError
+  err.code = code
+  err.errno = -Math.abs(errno)
+  err.syscall = syscall
+  return err
+}
+
+function safeErrorName(errno: number): string {
+  try {
+    return getSystemErrorName(errno)
+  } catch {
+    return `Unknown system error ${errno}`
+  }
+}
+
+function check(ret: number, syscall: string): number {
+  if (ret === -1) throw systemError(syscall, loadLibc().errno())
+  return ret
+}
+
+// One set of scratch buffers: JS runs these calls on one thread, one at a time.
+const UNSPEC_ADDR = Buffer.alloc(16) // struct sockaddr with sa_family = AF_UNSPEC (0)
+const intValue = Buffer.alloc(4)
+const optLen = Buffer.alloc(4)
+const lingerValue = Buffer.alloc(8)
+const stateValue = Buffer.alloc(1)
+
+/** socket(2) for a TCP stream of the given IP version, non-blocking and close-on-exec. */
+export function openTcpSocket(family: 4 | 6): number {
+  const domain = family === 6 ? AF_INET6 : AF_INET
+  return check(loadLibc().socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket')
+}
+
+/**
+ * connect(fd, {sa_family: AF_UNSPEC}): the kernel's tcp_disconnect(). The socket becomes
+ * unconnected, like one fresh from socket(2). It sends RST only from states that need one
+ * (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1/2, SYN_RECV); from CLOSE or LAST_ACK it is silent.
+ */
+export function dissolve(fd: number): void {
+  check(loadLibc().connect(fd, UNSPEC_ADDR, UNSPEC_ADDR.length), 'connect')
+}
+
+/** shutdown(fd, SHUT_WR): our FIN, sent by us and not by libuv (uv_shutdown marks the handle shut for good). */
+export function shutdownWrite(fd: number): void {
+  check(loadLibc().shutdown(fd, SHUT_WR), 'shutdown')
+}
+
+export function closeFd(fd: number): void {
+  check(loadLibc().close(fd), 'close')
+}
+
+/** The first byte of TCP_INFO: tcpi_state. The kernel copies min(optlen, sizeof) bytes. */
+export function tcpState(fd: number): number {
+  optLen.writeUInt32LE(1, 0)
+  check(loadLibc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, stateValue, optLen), 'getsockopt')
+  return stateValue[0]!
+}
+
+/** Reads and thereby clears SO_ERROR (sock_error() exchanges it with 0). Returns the errno or 0. */
+export function takeSocketError(fd: number): number {
+  return getIntOption(fd, SOL_SOCKET, SO_ERROR)
+}
+
+export function getIntOption(fd: number, level: number, name: number): number {
+  optLen.writeUInt32LE(4, 0)
+  check(loadLibc().getsockopt(fd, level, name, intValue, optLen), 'getsockopt')
+  return intValue.readInt32LE(0)
+}
+
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  intValue.writeInt32LE(value, 0)
+  check(loadLibc().setsockopt(fd, level, name, intValue, 4), 'setsockopt')
+}
+
+export interface Linger {
+  onoff: boolean
+  seconds: number
+}
+
+export function getLinger(fd: number): Linger {
+  optLen.writeUInt32LE(8, 0)
+  check(loadLibc().getsockopt(fd, SOL_SOCKET, SO_LINGER, lingerValue, optLen), 'getsockopt')
+  return { onoff: lingerValue.readInt32LE(0) !== 0, seconds: lingerValue.readInt32LE(4) }
+}
+
+export function setLinger(fd: number, linger: Linger): void {
+  lingerValue.writeInt32LE(linger.onoff ? 1 : 0, 0)
+  lingerValue.writeInt32LE(linger.seconds, 4)
+  check(loadLibc().setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerValue, 8), 'setsockopt')
+}

@@ -1,0 +1,153 @@
+import net from 'node:net'
+import { dissolve, openTcpSocket } from '../ffi/syscalls.js'
+
+/**
+ * The libuv TCP handle behind a net.Socket (Node's TCPWrap), as far as this library touches it.
+ * Reusing the handle itself, not just the fd, was the fastest path measured: no socket(2), no
+ * guessHandleType, no epoll re-registration dance (DEVELOPERS.md).
+ */
+export interface TcpHandle {
+  readonly fd: number
+  readonly bytesRead: number
+  readonly bytesWritten: number
+  readonly writeQueueSize: number
+  reading: boolean
+  onread: unknown
+  readStart(): number
+  readStop(): number
+  close(cb?: () => void): void
+  ref(): void
+  unref(): void
+  open(fd: number): number
+  setNoDelay(enable: boolean): number
+  setKeepAlive(enable: boolean, delaySeconds: number, ...rest: unknown[]): number
+  setTypeOfService?: (tos: number) => number
+  getAsyncId(): number
+  getProviderType(): number
+  asyncReset(resource: object): void
+  connect(req: object, address: string, port: number): number
+  connect6(req: object, address: string, port: number): number
+  [key: symbol]: unknown
+}
+
+/**
+ * What this library needs from Node's net internals, found by reflection on a live socket and
+ * checked before use; where any piece is missing, recycling is unsupported and every socket is a
+ * plain one. Tested on Node 20, 22, 24 and 26.
+ */
+export interface NodeInternals {
+  /** TCPWrap's constructor: `new TCP(0)` is an fd-less client handle, as net.Socket#connect makes. */
+  readonly TCP: new (type: number) => TcpHandle
+  readonly tcpPrototype: { connect: TcpHandle['connect']; connect6: TcpHandle['connect6'] }
+  /** handle[owner_symbol]: the JS object that receives the handle's callbacks */
+  readonly ownerSymbol: symbol
+  /** socket[async_id_symbol] */
+  readonly asyncIdSymbol: symbol
+  /** stream_base_commons' onStreamRead, the handle.onread every net.Socket installs */
+  readonly onStreamRead: unknown
+  /** socket[kTimeout]: the setTimeout() timer, cleared on destroy as net's _destroy does */
+  readonly timeoutSymbol: symbol
+}
+
+let internals: NodeInternals | undefined
+
+function findSymbol(target: object, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(target).find((s) => s.description === description)
+}
+
+/** Discovers the internals once; throws an Error naming what is missing. */
+export function nodeInternals(): NodeInternals {
+  if (internals) return internals
+  const fd = openTcpSocket(4)
+  // The probe doubles as the seed's support test: AF_UNSPEC on a fresh socket must succeed.
+  dissolve(fd)
+  const probe = new net.Socket({ fd, readable: false, writable: false, manualStart: true } as net.SocketConstructorOpts)
+  try {
+    const handle = (probe as unknown as { _handle: TcpHandle | null })._handle
+    if (!handle) throw new Error('net.Socket({ fd }) created no handle')
+    const ownerSymbol = findSymbol(handle, 'owner_symbol')
+    const asyncIdSymbol = findSymbol(probe, 'async_id_symbol')
+    const timeoutSymbol = findSymbol(probe, 'timeout')
+    const onStreamRead = handle.onread
+    const TCP = handle.constructor as NodeInternals['TCP']
+    const proto = Object.getPrototypeOf(handle) as NodeInternals['tcpPrototype'] & Partial<TcpHandle>
+    const missing = [
+      !ownerSymbol && 'owner_symbol',
+      !asyncIdSymbol && 'async_id_symbol',
+      !timeoutSymbol && 'kTimeout',
+      typeof onStreamRead !== 'function' && 'onStreamRead',
+      typeof proto.connect !== 'function' && 'TCP#connect',
+      typeof proto.connect6 !== 'function' && 'TCP#connect6',
+      typeof handle.asyncReset !== 'function' && 'AsyncWrap#asyncReset',
+      typeof handle.getAsyncId !== 'function' && 'AsyncWrap#getAsyncId',
+      typeof handle.readStop !== 'function' && 'StreamBase#readStop',
+      typeof handle.fd !== 'number' && 'HandleWrap#fd',
+    ].filter(Boolean)
+    if (missing.length > 0) throw new Error(`Node ${process.version} lacks ${missing.join(', ')}`)
+    const fresh = new TCP(0)
+    if (fresh.fd !== -1) throw new Error('new TCP(SOCKET) unexpectedly owns an fd')
+    fresh.close()
+    internals = Object.freeze({
+      TCP,
+      tcpPrototype: { connect: proto.connect, connect6: proto.connect6 },
+      ownerSymbol: ownerSymbol!,
+      asyncIdSymbol: asyncIdSymbol!,
+      timeoutSymbol: timeoutSymbol!,
+      onStreamRead,
+    })
+    return internals
+  } finally {
+    probe.destroy() // closes the probe's fd
+  }
+}
+
+/** The resource a reused handle is re-initialised with, as node:http's Agent does (ReusedHandle). */
+export class RecycledHandleResource {
+  constructor(
+    readonly type: number,
+    readonly handle: TcpHandle,
+  ) {}
+}
+
+interface SocketInternals {
+  _handle: TcpHandle | null
+  _sockname: unknown
+  _peername: unknown
+  [key: symbol]: unknown
+}
+
+/**
+ * Gives `socket` the handle, as net's initSocketHandle does, without its `_undestroy()` (which
+ * would forget an `end()` the user called while we were still resolving the host).
+ * `asyncReset` first: a new async id in the caller's context, so that AsyncLocalStorage in the
+ * socket's callbacks is the new tenant's, never the previous one's (asyncResetHandle in
+ * lib/_http_agent.js does the same for keep-alive reuse).
+ */
+export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncContext: boolean): void {
+  const i = nodeInternals()
+  const s = socket as unknown as SocketInternals
+  if (resetAsyncContext) handle.asyncReset(new RecycledHandleResource(handle.getProviderType(), handle))
+  handle[i.ownerSymbol] = socket
+  handle.onread = i.onStreamRead
+  handle.reading = false
+  s._handle = handle
+  s[i.asyncIdSymbol] = handle.getAsyncId()
+  s._sockname = null
+  s._peername = null
+}
+
+/** Takes the handle back from `socket` without closing it: reading stopped, callbacks cut. */
+export function detachHandle(socket: net.Socket): TcpHandle | null {
+  const s = socket as unknown as SocketInternals
+  const handle = s._handle
+  if (!handle) return null
+  handle.readStop()
+  // readStop() does not clear the JS flag; a stale `true` would keep the next tenant from reading.
+  handle.reading = false
+  handle.onread = noop
+  s._handle = null
+  s._sockname = null
+  return handle
+}
+
+function noop(): void {}

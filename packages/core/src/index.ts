@@ -1,0 +1,11 @@
+export { SocketRecycler, defaultRecycler, type RecyclerStats } from './recycler.js'
+export { RecycledSocket } from './recycled-socket.js'
+export { isRecyclingSupported, recyclingSupport, type RecyclingSupport } from './support.js'
+export { DEFAULT_OPTIONS, validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions, type DrainTimeoutPolicy } from './options.js'
+export {
+  FdRecycleError, InvalidOptionError, InvalidArgumentError, RecyclerClosedError, AcquireTimeoutError, UnsupportedError,
+  ErrorCodes, isFdRecycleError, type ErrorCode,
+} from './errors.js'
+export { channels } from './diagnostics.js'
+export { TRANSITIONS, type FdState } from './lifecycle.js'
+export { TcpState, tcpStateName } from './ffi/tcp-info.js'

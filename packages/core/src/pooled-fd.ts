@@ -1,0 +1,112 @@
+import type net from 'node:net'
+import { channels, debug } from './diagnostics.js'
+import { FdRecycleError, ErrorCodes } from './errors.js'
+import type { TcpHandle } from './handle/node-internals.js'
+import { canTransition, type FdState } from './lifecycle.js'
+
+/** Socket options a tenant touched; reset before the next tenant (bit flags). */
+export const Dirty = {
+  NODELAY: 1,
+  KEEPALIVE: 2,
+  TOS: 4,
+  LINGER: 8,
+  /** SO_SNDBUF/SO_RCVBUF lock the size in the kernel for good: such an fd is closed, not reused. */
+  BUFFERS: 16,
+} as const
+
+let nextId = 1
+const kPooledFd = Symbol('fdrecycle.pooledFd')
+
+/**
+ * One fd owned by a SocketRecycler, with the libuv handle around it. Exactly one owner at a time:
+ * the pool (idle states), a tenant socket, or the drain (a DrainSocket adopted after the tenant
+ * left). Only the recycler closes it, through `markClosed()` after `handle.close()`.
+ */
+export class PooledFd {
+  readonly id = nextId++
+  readonly family: 4 | 6
+  readonly handle: TcpHandle
+  #state: FdState
+  /** Connections this fd has served (counts connect attempts that reached the kernel). */
+  uses = 0
+  dirty = 0
+  /** The socket that currently receives the handle's callbacks (a tenant or a DrainSocket). */
+  owner: net.Socket | null = null
+  /** libuv has a connect request in flight for this handle (set by the connect hook below). */
+  connectPending = false
+  /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
+  timer: NodeJS.Timeout | null = null
+  /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
+  lastFd = -1
+
+  constructor(handle: TcpHandle, family: 4 | 6, state: FdState) {
+    this.handle = handle
+    this.family = family
+    this.#state = state
+    this.lastFd = handle.fd
+    handle[kPooledFd] = this
+    // Own-property hooks: libuv accepts a connect (returns 0) and will call back later, or fails at
+    // once. Knowing which tells a destroy-while-connecting apart from a failed connect.
+    handle.connect = hookedConnect
+    handle.connect6 = hookedConnect6
+  }
+
+  get state(): FdState {
+    return this.#state
+  }
+
+  get fd(): number {
+    const fd = this.handle.fd
+    if (fd >= 0) this.lastFd = fd
+    return fd
+  }
+
+  /** Moves along docs/lifecycle.md; any other move is a bug and throws. */
+  setState(to: FdState, reason: string): void {
+    const from = this.#state
+    if (from === to) return
+    if (!canTransition(from, to)) {
+      throw new FdRecycleError(ErrorCodes.INTERNAL, `fd#${this.id} (fd ${this.lastFd}): illegal transition ${from} -> ${to} (${reason})`)
+    }
+    this.#state = to
+    debug('fd#%d (fd %d) %s -> %s: %s', this.id, this.lastFd, from, to, reason)
+    if (channels.fdTransition.hasSubscribers) {
+      channels.fdTransition.publish({ fd: this, from, to, reason })
+    }
+  }
+
+  clearTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer)
+      this.timer = null
+    }
+  }
+
+  static of(handle: TcpHandle): PooledFd | undefined {
+    return handle[kPooledFd] as PooledFd | undefined
+  }
+}
+
+let tcpConnect: TcpHandle['connect'] | undefined
+let tcpConnect6: TcpHandle['connect6'] | undefined
+
+export function installConnectHooks(connect: TcpHandle['connect'], connect6: TcpHandle['connect6']): void {
+  tcpConnect = connect
+  tcpConnect6 = connect6
+}
+
+function hookedConnect(this: TcpHandle, req: object, address: string, port: number): number {
+  const ret = tcpConnect!.call(this, req, address, port)
+  const pooled = this[kPooledFd] as PooledFd
+  pooled.connectPending = ret === 0
+  if (ret === 0) pooled.uses++
+  return ret
+}
+
+function hookedConnect6(this: TcpHandle, req: object, address: string, port: number): number {
+  const ret = tcpConnect6!.call(this, req, address, port)
+  const pooled = this[kPooledFd] as PooledFd
+  pooled.connectPending = ret === 0
+  if (ret === 0) pooled.uses++
+  return ret
+}

@@ -1,0 +1,434 @@
+import dns from 'node:dns'
+import net from 'node:net'
+import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPort, type Destination } from './connect-args.js'
+import { RecyclerClosedError, UnsupportedError } from './errors.js'
+import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
+import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
+import { adoptHandle, detachHandle, nodeInternals, type TcpHandle } from './handle/node-internals.js'
+import { Dirty, type PooledFd } from './pooled-fd.js'
+
+/** What a socket reports to its recycler when its user lets go of it. */
+export interface TenantExit {
+  /** libuv had a connect request in flight (the tenant left while connecting) */
+  connectInFlight: boolean
+  /** resetAndDestroy(): the user asked for an RST */
+  reset: boolean
+  /** the socket saw the peer's EOF itself (not through TLS) */
+  sawEof: boolean
+  error: Error | null
+  dirty: number
+}
+
+/** The recycler as a socket sees it. */
+export interface SocketHost {
+  readonly recycling: boolean
+  readonly closed: boolean
+  acquire(family: 4 | 6): Promise<PooledFd>
+  giveBack(pooled: PooledFd): void
+  checkout(pooled: PooledFd, socket: RecycledSocket): void
+  connected(pooled: PooledFd): void
+  tenantEnded(pooled: PooledFd): void
+  peerEnded(pooled: PooledFd): void
+  tenantLeft(pooled: PooledFd, exit: TenantExit): void
+  /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
+  attemptFailed(pooled: PooledFd): void
+  abortConnect(pooled: PooledFd): void
+  plainOpened(): void
+  plainClosed(): void
+}
+
+type LookupAllCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family: number) => void
+
+interface Attempts {
+  list: Destination[]
+  next: number
+  port: number
+  errors: Error[]
+  timeoutMs: number
+  timer: NodeJS.Timeout | null
+  timedOut: boolean
+}
+
+type SocketWithInternals = net.Socket & {
+  _handle: TcpHandle | null
+  _host: string | null
+  resetAndClosing?: boolean
+  _undestroy(): void
+  _unrefTimer(): void
+  [key: symbol]: unknown
+}
+
+const bytesReadGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesRead')!.get!
+const bytesDispatchedGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, '_bytesDispatched')?.get
+
+/**
+ * A net.Socket whose connection runs on a pooled, unconnected fd. Everything a client library does
+ * with a socket (write, end, destroy, timeouts, keep-alive, ref/unref, TLS over it) behaves as
+ * with a plain socket; what differs is where the fd comes from and where it goes at the end:
+ * back to the recycler, which withholds our FIN for the peer's, dissolves the connection with
+ * AF_UNSPEC and keeps the fd for the next connection.
+ *
+ * Sockets that cannot be recycled (Unix paths, an explicit localAddress/localPort, an `onread`
+ * buffer, an adopted fd or handle, a passthrough recycler) take the plain path: net.Socket's own.
+ */
+export class RecycledSocket extends net.Socket {
+  readonly #host: SocketHost
+  #pooled: PooledFd | null = null
+  #plain: boolean
+  #plainCounted = false
+  #sawEof = false
+  #dirty = 0
+  #readBase = 0
+  #writtenBase = 0
+  #finalRead = 0
+  #finalWritten = 0
+  #released = false
+  #serial = 0
+  #attempts: Attempts | null = null
+
+  constructor(host: SocketHost, options: net.SocketConstructorOpts & Record<string, unknown> = {}) {
+    super(options)
+    this.#host = host
+    this.#plain = !host.recycling || options.fd !== undefined || options.handle !== undefined || options.onread !== undefined
+    if (options.noDelay) this.#dirty |= Dirty.NODELAY
+    if (options.keepAlive) this.#dirty |= Dirty.KEEPALIVE
+    if (options.typeOfService !== undefined) this.#dirty |= Dirty.TOS
+  }
+
+  /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */
+  get recycled(): boolean {
+    return !this.#plain && this.#pooled !== null
+  }
+
+  override connect(...args: unknown[]): this {
+    const { options, listener } = normalizeConnectArgs(args)
+    if (this.#plain || options.path != null || options.localAddress || options.localPort) {
+      this.#plain = true
+      if (!this.#plainCounted) {
+        this.#plainCounted = true
+        this.#host.plainOpened()
+      }
+      return listener ? super.connect(options, listener) : super.connect(options)
+    }
+    const port = validateConnectPort(options)
+    if (listener) this.once('connect', listener)
+    const self = this as unknown as SocketWithInternals
+    if (this.destroyed) {
+      self._undestroy()
+      this.#released = false
+    }
+    setConnecting(this, true)
+    self._unrefTimer()
+    const host = (options.host as string | undefined) || 'localhost'
+    if (this.#host.closed) {
+      process.nextTick(() => this.destroy(new RecyclerClosedError()))
+      return this
+    }
+    const family = net.isIP(host)
+    if (family === 4 || family === 6) {
+      this.#connectTo({ address: host, family }, port)
+    } else {
+      this.#lookup(host, port, options)
+    }
+    return this
+  }
+
+  #lookup(host: string, port: number, options: Record<string, unknown>): void {
+    const self = this as unknown as SocketWithInternals
+    self._host = host
+    const lookup = (options.lookup as typeof dns.lookup | undefined) ?? dns.lookup
+    const dnsopts = dnsOptions(options)
+    const autoSelect = (options.autoSelectFamily as boolean | undefined) ?? net.getDefaultAutoSelectFamily()
+    if (autoSelect && dnsopts.family !== 4 && dnsopts.family !== 6) {
+      lookup(host, { ...dnsopts, all: true }, (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => {
+        if (!this.connecting) return
+        if (err) {
+          this.emit('lookup', err, undefined, undefined, host)
+          process.nextTick(() => this.destroy(err))
+          return
+        }
+        for (const a of addresses) this.emit('lookup', null, a.address, a.family, host)
+        if (!this.connecting) return
+        const list = interleaveFamilies(addresses)
+        if (list.length === 0) {
+          process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${addresses[0]?.address}`)))
+          return
+        }
+        if (list.length > 1) {
+          const requested = options.autoSelectFamilyAttemptTimeout as number | undefined
+          this.#attempts = {
+            list,
+            next: 1,
+            port,
+            errors: [],
+            timeoutMs: Math.max(requested ?? net.getDefaultAutoSelectFamilyAttemptTimeout(), 10),
+            timer: null,
+            timedOut: false,
+          }
+          ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses = []
+        }
+        this.#connectTo(list[0]!, port)
+      })
+      return
+    }
+    lookup(host, dnsopts, ((err: NodeJS.ErrnoException | null, address: string, family: number) => {
+      this.emit('lookup', err, address, family, host)
+      if (!this.connecting) return
+      if (err) {
+        process.nextTick(() => this.destroy(err))
+      } else if (net.isIP(address) !== 4 && net.isIP(address) !== 6) {
+        process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${address}`)))
+      } else {
+        this.#connectTo({ address, family: net.isIP(address) as 4 | 6 }, port)
+      }
+    }) as unknown as LookupAllCallback)
+  }
+
+  /** Takes an fd of the destination's family (Happy Eyeballs cannot swap it), then connects it. */
+  #connectTo(destination: Destination, port: number): void {
+    const serial = ++this.#serial
+    this.#host.acquire(destination.family).then(
+      (pooled) => {
+        if (serial !== this.#serial || !this.connecting || this.destroyed || this.#pooled) {
+          this.#host.giveBack(pooled)
+          return
+        }
+        this.#attach(pooled, destination, port)
+      },
+      (err: Error) => {
+        if (serial === this.#serial && this.connecting && !this.destroyed) this.destroy(err)
+      },
+    )
+  }
+
+  #attach(pooled: PooledFd, destination: Destination, port: number): void {
+    const handle = pooled.handle
+    this.#pooled = pooled
+    this.#sawEof = false
+    this.#host.checkout(pooled, this)
+    adoptHandle(this, handle, true)
+    pooled.owner = this
+    this.#readBase = handle.bytesRead
+    this.#writtenBase = handle.bytesWritten
+    const attempts = this.#attempts
+    if (attempts) {
+      ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses.push(
+        `${destination.address}:${port}`,
+      )
+      if (attempts.next < attempts.list.length) {
+        attempts.timedOut = false
+        attempts.timer = setTimeout(() => this.#attemptTimeout(destination, port), attempts.timeoutMs)
+      }
+    }
+    this.prependOnceListener('connect', this.#onConnect)
+    // net.Socket#connect with an IP and our handle in place: no lookup, no new handle, no Happy
+    // Eyeballs (which would throw our fd away and open a socket of its own).
+    setConnecting(this, false)
+    super.connect({ port, host: destination.address, family: destination.family, autoSelectFamily: false } as net.TcpSocketConnectOpts)
+  }
+
+  readonly #onConnect = (): void => {
+    const attempts = this.#attempts
+    if (attempts?.timer) clearTimeout(attempts.timer)
+    this.#attempts = null
+    if (this.#pooled) this.#host.connected(this.#pooled)
+  }
+
+  #attemptTimeout(destination: Destination, port: number): void {
+    const attempts = this.#attempts
+    const pooled = this.#pooled
+    if (!attempts || !pooled || !this.connecting) return
+    attempts.timer = null
+    attempts.timedOut = true
+    this.emit('connectionAttemptTimeout', destination.address, port, destination.family)
+    // Dissolving a socket in SYN_SENT makes libuv complete the connect with an error at once;
+    // destroy() below then sees a failed attempt and moves on with the fd recycled.
+    this.#host.abortConnect(pooled)
+  }
+
+  /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
+  override destroy(error?: Error): this {
+    const attempts = this.#attempts
+    const pooled = this.#pooled
+    if (
+      attempts && pooled && error && !this.destroyed &&
+      (error as NodeJS.ErrnoException).syscall === 'connect' &&
+      !(this.connecting && pooled.connectPending) &&
+      attempts.next < attempts.list.length
+    ) {
+      if (attempts.timer) clearTimeout(attempts.timer)
+      attempts.timer = null
+      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      this.removeListener('connect', this.#onConnect)
+      this.#pooled = null
+      detachHandle(this)
+      pooled.owner = null
+      this.#host.attemptFailed(pooled)
+      setConnecting(this, true)
+      const next = attempts.list[attempts.next++]!
+      this.#connectTo(next, attempts.port)
+      return this
+    }
+    if (attempts && pooled && error && (error as NodeJS.ErrnoException).syscall === 'connect' && attempts.errors.length > 0) {
+      if (attempts.timer) clearTimeout(attempts.timer)
+      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      const all = attempts.errors
+      this.#attempts = null
+      const aggregate = Object.assign(new AggregateError(all), { code: (all[0] as NodeJS.ErrnoException).code })
+      return super.destroy(aggregate)
+    }
+    return super.destroy(error)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const pooled = this.#pooled
+    if (this.#plain || !pooled) return super._final(callback)
+    if (this.connecting) {
+      this.once('connect', () => this._final(callback))
+      return
+    }
+    // Not uv_shutdown (Node's end()): it marks the libuv handle shut for good. The recycler sends
+    // our FIN itself, after the peer's when it can (finDelayMs).
+    this.#host.tenantEnded(pooled)
+    callback()
+  }
+
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && this.#pooled && !this.#sawEof) {
+      this.#sawEof = true
+      this.#host.peerEnded(this.#pooled)
+    }
+    return super.push(chunk, encoding)
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const pooled = this.#pooled
+    const self = this as unknown as SocketWithInternals
+    if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
+    this.#attempts = null
+    if (this.#plain || !pooled || !self._handle) {
+      if (this.#plainCounted) {
+        this.#plainCounted = false
+        this.#host.plainClosed()
+      }
+      super._destroy(error, callback)
+      return
+    }
+    const connectInFlight = this.connecting && pooled.connectPending
+    setConnecting(this, false)
+    clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
+    const handle = self._handle
+    this.#finalRead = handle.bytesRead - this.#readBase
+    this.#finalWritten = handle.bytesWritten - this.#writtenBase
+    this.#released = true
+    const reset = self.resetAndClosing === true
+    self.resetAndClosing = false
+    this.removeListener('connect', this.#onConnect)
+    detachHandle(this)
+    pooled.owner = null
+    this.#pooled = null
+    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, error, dirty: this.#dirty }
+    callback(error)
+    // 'close' after any 'error' (both on the next tick, in this order), then the release: a TLS
+    // layer over this socket lets go of the handle in its own 'close' listener.
+    process.nextTick(() => {
+      this.emit('close', error !== null && error !== undefined)
+      this.#host.tenantLeft(pooled, exit)
+    })
+  }
+
+  override setNoDelay(noDelay?: boolean): this {
+    if (noDelay !== false) this.#dirty |= Dirty.NODELAY
+    return super.setNoDelay(noDelay)
+  }
+
+  override setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    if (enable) this.#dirty |= Dirty.KEEPALIVE
+    return super.setKeepAlive(enable, initialDelay)
+  }
+
+  /** Node 24+: IP_TOS / IPV6_TCLASS, reset to 0 before the next tenant. */
+  setTypeOfService(tos: number): this {
+    this.#dirty |= Dirty.TOS
+    const parent = net.Socket.prototype as unknown as { setTypeOfService?: (this: net.Socket, tos: number) => net.Socket }
+    if (!parent.setTypeOfService) throw new UnsupportedError(`setTypeOfService needs Node 24 or later (this is ${process.version})`)
+    parent.setTypeOfService.call(this, tos)
+    return this
+  }
+
+  /**
+   * SO_LINGER on this connection (reset to off before the next tenant). `{ onoff: true, seconds: 0 }`
+   * makes a plain close() send RST; on a recycled socket the fd is dissolved instead.
+   */
+  setLinger(onoff: boolean, seconds = 0): this {
+    this.#dirty |= Dirty.LINGER
+    setLingerOption(this.#fdOrThrow('setLinger'), { onoff, seconds })
+    return this
+  }
+
+  /**
+   * SO_SNDBUF / SO_RCVBUF. The kernel locks a size set this way for the socket's life (autotuning
+   * off), which cannot be undone: the fd is closed after this connection instead of reused.
+   */
+  setBufferSizes(sizes: { send?: number; receive?: number }): this {
+    this.#dirty |= Dirty.BUFFERS
+    const fd = this.#fdOrThrow('setBufferSizes')
+    if (sizes.send !== undefined) setIntOption(fd, SOL_SOCKET, SO_SNDBUF, sizes.send)
+    if (sizes.receive !== undefined) setIntOption(fd, SOL_SOCKET, SO_RCVBUF, sizes.receive)
+    return this
+  }
+
+  #fdOrThrow(method: string): number {
+    const fd = (this as unknown as SocketWithInternals)._handle?.fd ?? -1
+    if (fd < 0) throw new UnsupportedError(`${method}() needs a connected socket with an fd`)
+    return fd
+  }
+
+  /** @internal bytes counters restart at 0 for each tenant (the handle's own counters do not). */
+  get _bytesReadForTenant(): number {
+    const handle = (this as unknown as SocketWithInternals)._handle
+    if (this.#pooled && handle) return handle.bytesRead - this.#readBase
+    if (this.#released) return this.#finalRead
+    return bytesReadGetter.call(this) as number
+  }
+
+  /** @internal */
+  get _bytesWrittenForTenant(): number {
+    const handle = (this as unknown as SocketWithInternals)._handle
+    if (this.#pooled && handle) return handle.bytesWritten - this.#writtenBase
+    if (this.#released) return this.#finalWritten
+    return (bytesDispatchedGetter?.call(this) as number | undefined) ?? 0
+  }
+}
+
+// bytesRead and _bytesDispatched (behind bytesWritten) are accessors on net.Socket.prototype; the
+// handle's counters run across tenants, so the subclass answers per tenant.
+Object.defineProperty(RecycledSocket.prototype, 'bytesRead', {
+  configurable: true,
+  enumerable: true,
+  get(this: RecycledSocket) {
+    return this._bytesReadForTenant
+  },
+})
+Object.defineProperty(RecycledSocket.prototype, '_bytesDispatched', {
+  configurable: true,
+  enumerable: true,
+  get(this: RecycledSocket) {
+    return this._bytesWrittenForTenant
+  },
+})
+
+function timedOutError(error: Error): Error {
+  const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
+  const err = new Error(`connect ETIMEDOUT ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}`) as NodeJS.ErrnoException
+  err.code = 'ETIMEDOUT'
+  err.errno = -110
+  err.syscall = 'connect'
+  Object.assign(err, { address: e.address, port: e.port })
+  return err
+}
+
+/** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */
+function setConnecting(socket: net.Socket, value: boolean): void {
+  ;(socket as unknown as { connecting: boolean }).connecting = value
+}

@@ -1,0 +1,95 @@
+import { once } from 'node:events'
+import net from 'node:net'
+
+export type Behaviour = (socket: net.Socket, server: TrackedServer) => void
+
+export interface TrackedServer extends AsyncDisposable {
+  readonly server: net.Server
+  readonly port: number
+  readonly host: string
+  /** Server-side sockets, open or closed, in accept order. */
+  readonly sockets: net.Socket[]
+  /** Errors seen on server-side sockets (ECONNRESET would show a peer's RST). */
+  readonly errors: Error[]
+  close(): Promise<void>
+}
+
+/** A loopback TCP server on port 0 that tracks its sockets; `await using srv = await tcpServer(...)`. */
+export async function tcpServer(behaviour: Behaviour, host = '127.0.0.1'): Promise<TrackedServer> {
+  const sockets: net.Socket[] = []
+  const errors: Error[] = []
+  const server = net.createServer({ allowHalfOpen: true })
+  const tracked: TrackedServer = {
+    server,
+    port: 0,
+    host,
+    sockets,
+    errors,
+    async close() {
+      for (const s of sockets) s.destroy()
+      if (server.listening) {
+        server.close()
+        await once(server, 'close')
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      await tracked.close()
+    },
+  }
+  server.on('connection', (socket) => {
+    sockets.push(socket)
+    socket.on('error', (err) => errors.push(err))
+    behaviour(socket, tracked)
+  })
+  server.listen(0, host)
+  await once(server, 'listening')
+  ;(tracked as { port: number }).port = (server.address() as net.AddressInfo).port
+  return tracked
+}
+
+/** Writes a greeting naming the client's port, then closes (the peer closes first). */
+export const greetAndClose: Behaviour = (socket) => {
+  socket.end(`hello ${socket.remotePort}\n`)
+}
+
+/** Echoes every line; on "bye" answers "bye" and closes (a goodbye protocol, like pg Terminate). */
+export const lineEcho: Behaviour = (socket) => {
+  let buffer = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (chunk: string) => {
+    buffer += chunk
+    let i: number
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, i)
+      buffer = buffer.slice(i + 1)
+      if (line === 'bye') {
+        socket.end('bye\n')
+        return
+      }
+      socket.write(`${line}\n`)
+    }
+  })
+  socket.on('end', () => socket.end())
+}
+
+/** Reads everything and closes only after the client's FIN (a peer that waits for us). */
+export const closeAfterClientFin: Behaviour = (socket) => {
+  socket.resume()
+  socket.on('end', () => socket.end())
+}
+
+/** Never closes and never reads EOF-driven: holds the connection open. */
+export const neverClose: Behaviour = (socket) => {
+  socket.resume()
+}
+
+/** A port with nothing listening (bound then closed). */
+export async function closedPort(host = '127.0.0.1'): Promise<number> {
+  const s = net.createServer()
+  s.listen(0, host)
+  await once(s, 'listening')
+  const port = (s.address() as net.AddressInfo).port
+  s.close()
+  await once(s, 'close')
+  return port
+}

@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
+// Tests import the packages' sources (no build step), as tRPC does.
+const alias = {
+  '@fdrecycle/core': here('./packages/core/src/index.ts'),
+  '@fdrecycle/pg-adapter': here('./packages/pg-adapter/src/index.ts'),
+  '@fdrecycle/redis-adapter': here('./packages/redis-adapter/src/index.ts'),
+  '@fdrecycle/http-adapter': here('./packages/http-adapter/src/index.ts'),
+}
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    teardownTimeout: 60_000,
+    reporters: ['default'],
+    projects: ([
+      { extends: true, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'pg',
+          include: ['packages/pg-adapter/test/**/*.test.ts'],
+          globalSetup: ['test/setup/postgres.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'redis',
+          include: ['packages/redis-adapter/test/**/*.test.ts'],
+          globalSetup: ['test/setup/redis.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'http',
+          include: ['packages/http-adapter/test/**/*.test.ts'],
+          globalSetup: ['test/setup/nginx.ts'],
+        },
+      },
+      { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },
+    ] as const).filter((p) => ((p.test as { globalSetup?: string[] }).globalSetup ?? []).every((f) => existsSync(here(`./${f}`)))),
+  },
+})
