@@ -69,7 +69,7 @@ export class PooledFd {
       throw new FdRecycleError(ErrorCodes.INTERNAL, `fd#${this.id} (fd ${this.lastFd}): illegal transition ${from} -> ${to} (${reason})`)
     }
     this.#state = to
-    debug('fd#%d (fd %d) %s -> %s: %s', this.id, this.lastFd, from, to, reason)
+    if (debug.enabled) debug('fd#%d (fd %d) %s -> %s: %s', this.id, this.lastFd, from, to, reason)
     if (channels.fdTransition.hasSubscribers) {
       channels.fdTransition.publish({ fd: this, from, to, reason })
     }

@@ -86,13 +86,16 @@ export class RecycledSocket extends net.Socket {
   #serial = 0
   #attempts: Attempts | null = null
 
-  constructor(host: SocketHost, options: net.SocketConstructorOpts & Record<string, unknown> = {}) {
+  constructor(host: SocketHost, options?: net.SocketConstructorOpts & Record<string, unknown>) {
     super(options)
     this.#host = host
-    this.#plain = !host.recycling || options.fd !== undefined || options.handle !== undefined || options.onread !== undefined
-    if (options.noDelay) this.#dirty |= Dirty.NODELAY
-    if (options.keepAlive) this.#dirty |= Dirty.KEEPALIVE
-    if (options.typeOfService !== undefined) this.#dirty |= Dirty.TOS
+    this.#plain = !host.recycling
+    if (options) {
+      if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
+      if (options.noDelay) this.#dirty |= Dirty.NODELAY
+      if (options.keepAlive) this.#dirty |= Dirty.KEEPALIVE
+      if (options.typeOfService !== undefined) this.#dirty |= Dirty.TOS
+    }
   }
 
   /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// The README's commands start here: `npm test`, `npm run demo`, `npm run bench`, `npm run soak`.
+// Each first installs what it needs (npm packages; Debian's servers for tests), then builds the
+// packages, then runs. Works on a fresh clone of a fresh machine (Debian, Node 20.19+, npm, root).
+import { spawnSync } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ensureDebianPackages } from './system-deps.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const [task = 'test', ...rest] = process.argv.slice(2)
+
+function log(message) {
+  process.stderr.write(`[fdrecycle] ${message}\n`)
+}
+
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...options })
+  if (r.error) throw r.error
+  return r.status ?? 1
+}
+
+function ensureNpmPackages() {
+  const marker = join(root, 'node_modules', '.package-lock.json')
+  const lock = join(root, 'package-lock.json')
+  const fresh = existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs
+  if (fresh && existsSync(join(root, 'node_modules', 'vitest'))) return
+  log('installing npm packages')
+  const status = run('npm', ['install', '--no-audit', '--no-fund'])
+  if (status !== 0) process.exit(status)
+}
+
+function build() {
+  log('building packages')
+  const status = run(process.execPath, [join(root, 'node_modules', 'turbo', 'bin', 'turbo'), 'run', 'build', '--output-logs=errors-only'])
+  if (status !== 0) process.exit(status)
+}
+
+const major = Number(process.versions.node.split('.')[0])
+const minor = Number(process.versions.node.split('.')[1])
+if (major < 20 || (major === 20 && minor < 19)) {
+  log(`Node ${process.version} is too old: fdrecycle needs Node 20.19 or later`)
+  process.exit(1)
+}
+
+ensureNpmPackages()
+build()
+
+switch (task) {
+  case 'test': {
+    // Debian's servers for the end-to-end tests; the vitest global setups start and stop them.
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'openssl', 'strace'])
+    const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
+    process.exit(run(process.execPath, [vitest, 'run', ...rest]))
+    break
+  }
+  case 'demo':
+    process.exit(run(process.execPath, [join(root, 'examples', 'demo', 'index.mjs'), ...rest]))
+    break
+  case 'bench':
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'strace', 'gcc', 'libc6-dev'])
+    process.exit(run(process.execPath, [join(root, 'bench', 'index.mjs'), ...rest]))
+    break
+  case 'soak': {
+    const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
+    process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', ...rest], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
+    break
+  }
+  default:
+    log(`unknown task ${task}`)
+    process.exit(2)
+}
