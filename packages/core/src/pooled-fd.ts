@@ -25,7 +25,7 @@ const kPooledFd = Symbol('fdrecycle.pooledFd')
 export class PooledFd {
   readonly id = nextId++
   readonly family: 4 | 6
-  readonly handle: TcpHandle
+  #handle: TcpHandle
   #state: FdState
   /** Connections this fd has served (counts connect attempts that reached the kernel). */
   uses = 0
@@ -40,11 +40,31 @@ export class PooledFd {
   lastFd = -1
 
   constructor(handle: TcpHandle, family: 4 | 6, state: FdState) {
-    this.handle = handle
+    this.#handle = handle
     this.family = family
     this.#state = state
     this.lastFd = handle.fd
-    handle[kPooledFd] = this
+    PooledFd.#hook(handle, this)
+  }
+
+  get handle(): TcpHandle {
+    return this.#handle
+  }
+
+  /**
+   * Moves the kernel socket to another handle (after a dup): the only way to be rid of libuv state
+   * that cannot be reset from JS, such as the UV_HANDLE_SHUT flag a TLS tenant's end() leaves.
+   */
+  replaceHandle(handle: TcpHandle): TcpHandle {
+    const old = this.#handle
+    this.#handle = handle
+    this.lastFd = handle.fd
+    PooledFd.#hook(handle, this)
+    return old
+  }
+
+  static #hook(handle: TcpHandle, pooled: PooledFd): void {
+    handle[kPooledFd] = pooled
     // Own-property hooks: libuv accepts a connect (returns 0) and will call back later, or fails at
     // once. Knowing which tells a destroy-while-connecting apart from a failed connect.
     handle.connect = hookedConnect

@@ -4,7 +4,7 @@ import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPo
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
-import { adoptHandle, detachHandle, nodeInternals, type TcpHandle } from './handle/node-internals.js'
+import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 
 /** What a socket reports to its recycler when its user lets go of it. */
@@ -15,6 +15,8 @@ export interface TenantExit {
   reset: boolean
   /** the socket saw the peer's EOF itself (not through TLS) */
   sawEof: boolean
+  /** a TLS socket had wrapped this socket's handle (tls.connect({ socket })) */
+  tls: boolean
   error: Error | null
   dirty: number
 }
@@ -327,10 +329,11 @@ export class RecycledSocket extends net.Socket {
     const reset = self.resetAndClosing === true
     self.resetAndClosing = false
     this.removeListener('connect', this.#onConnect)
+    const tls = wrappedByTls(handle)
     detachHandle(this)
     pooled.owner = null
     this.#pooled = null
-    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, error, dirty: this.#dirty }
+    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
     callback(error)
     // 'close' after any 'error' (both on the next tick, in this order), then the release: a TLS
     // layer over this socket lets go of the handle in its own 'close' listener.

@@ -9,12 +9,12 @@ import {
   TCP_KEEPINTVL, TCP_NODELAY,
 } from './ffi/libc.js'
 import {
-  closeFd, dissolve, getIntOption, getLinger, openTcpSocket, setIntOption, setLinger, shutdownWrite, takeSocketError,
+  closeFd, dissolve, dupFd, getIntOption, getLinger, openTcpSocket, setIntOption, setLinger, shutdownWrite, takeSocketError,
   tcpState,
 } from './ffi/syscalls.js'
 import { TcpState, tcpStateName } from './ffi/tcp-info.js'
 import { normalizeConnectArgs } from './connect-args.js'
-import { nodeInternals } from './handle/node-internals.js'
+import { nodeInternals, resetReading } from './handle/node-internals.js'
 import type { FdState } from './lifecycle.js'
 import { validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions } from './options.js'
 import { Dirty, PooledFd } from './pooled-fd.js'
@@ -313,6 +313,10 @@ export class SocketRecycler implements SocketHost {
     if (channels.socketReleased.hasSubscribers) {
       channels.socketReleased.publish({ fd: pooled, state: pooled.state, error: exit.error })
     }
+    // A TLS tenant wraps the handle itself (TLSWrap in C++): its end() shut the libuv handle for
+    // good (UV_HANDLE_SHUT) and it left an accessor on `reading`. The socket moves to a new handle.
+    if (exit.tls && !this.#rehandle(pooled)) return
+    if (!resetReading(pooled.handle)) return this.#close(pooled, 'handle.reading left non-configurable')
     // A write still queued in libuv would go out on the next connection: never reuse such a handle.
     if (pooled.handle.writeQueueSize > 0) return this.#close(pooled, 'writes still queued in libuv at destroy')
     if (pooled.state === 'connecting') return this.#settleConnect(pooled, exit.connectInFlight)
@@ -565,6 +569,34 @@ export class SocketRecycler implements SocketHost {
     pooled.dirty = 0
   }
 
+  /** dup(fd) onto a fresh handle, close the old handle (the socket lives on through the dup). */
+  #rehandle(pooled: PooledFd): boolean {
+    const fd = pooled.fd
+    if (fd < 0) return true
+    const { TCP } = nodeInternals()
+    let dup: number
+    try {
+      dup = dupFd(fd)
+    } catch (err) {
+      this.#releaseFailed(pooled, err)
+      this.#close(pooled, 'dup for a new handle failed')
+      return false
+    }
+    const handle = new TCP(0)
+    if (handle.open(dup) !== 0) {
+      closeFd(dup)
+      handle.close()
+      this.#close(pooled, 'a new handle could not adopt the socket')
+      return false
+    }
+    handle.unref()
+    const old = pooled.replaceHandle(handle)
+    old.readStop()
+    old.onread = noop
+    old.close()
+    return true
+  }
+
   #close(pooled: PooledFd, reason: string): void {
     this.#closeReasons.set(pooled, reason)
     if (this.#pool) this.#pool.destroy(pooled)
@@ -594,6 +626,8 @@ function constructorOptions(options: Record<string, unknown>): net.SocketConstru
   }
   return undefined
 }
+
+function noop(): void {}
 
 let keepalive: { idle: number; interval: number; count: number } | undefined
 

@@ -10,6 +10,7 @@ export interface Libc {
   readonly connect: (fd: number, addr: Buffer, len: number) => number
   readonly shutdown: (fd: number, how: number) => number
   readonly close: (fd: number) => number
+  readonly fcntl: (fd: number, cmd: number, arg: number) => number
   readonly getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number
   readonly setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number
 }
@@ -31,6 +32,7 @@ export function loadLibc(): Libc {
       connect: lib.func('int connect(int fd, void *addr, uint32_t len)'),
       shutdown: lib.func('int shutdown(int fd, int how)'),
       close: lib.func('int close(int fd)'),
+      fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
       getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
     }
@@ -49,6 +51,7 @@ export const SOCK_STREAM = 1
 export const SOCK_NONBLOCK = 0o4000
 export const SOCK_CLOEXEC = 0o2000000
 export const SHUT_WR = 1
+export const F_DUPFD_CLOEXEC = 1030
 export const SOL_SOCKET = 1
 export const SO_ERROR = 4
 export const SO_SNDBUF = 7

@@ -1,6 +1,6 @@
 import { getSystemErrorName } from 'node:util'
 import {
-  AF_INET, AF_INET6, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  AF_INET, AF_INET6, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
   SO_ERROR, SO_LINGER, TCP_INFO, loadLibc,
 } from './libc.js'
 
@@ -62,6 +62,11 @@ export function dissolve(fd: number): void {
 /** shutdown(fd, SHUT_WR): our FIN, sent by us and not by libuv (uv_shutdown marks the handle shut for good). */
 export function shutdownWrite(fd: number): void {
   check(loadLibc().shutdown(fd, SHUT_WR), 'shutdown')
+}
+
+/** A second fd for the same socket, close-on-exec (fcntl F_DUPFD_CLOEXEC). */
+export function dupFd(fd: number): number {
+  return check(loadLibc().fcntl(fd, F_DUPFD_CLOEXEC, 0), 'fcntl')
 }
 
 export function closeFd(fd: number): void {

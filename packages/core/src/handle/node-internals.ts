@@ -129,7 +129,7 @@ export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncCon
   if (resetAsyncContext) handle.asyncReset(new RecycledHandleResource(handle.getProviderType(), handle))
   handle[i.ownerSymbol] = socket
   handle.onread = i.onStreamRead
-  handle.reading = false
+  resetReading(handle)
   s._handle = handle
   s[i.asyncIdSymbol] = handle.getAsyncId()
   s._sockname = null
@@ -143,7 +143,7 @@ export function detachHandle(socket: net.Socket): TcpHandle | null {
   if (!handle) return null
   handle.readStop()
   // readStop() does not clear the JS flag; a stale `true` would keep the next tenant from reading.
-  handle.reading = false
+  resetReading(handle)
   handle.onread = noop
   s._handle = null
   s._sockname = null
@@ -151,3 +151,27 @@ export function detachHandle(socket: net.Socket): TcpHandle | null {
 }
 
 function noop(): void {}
+
+/**
+ * `handle.reading = false`, also after a TLS tenant: tls.connect({ socket }) turns the handle's
+ * `reading` into an accessor onto its TLSWrap (defineHandleReading in lib/_tls_wrap.js), which
+ * throws once that TLS socket is gone. The accessor keeps the data property's `configurable`, so it
+ * can be turned back into a plain data property. Returns false if it cannot (the handle must then
+ * be closed, not reused).
+ */
+export function resetReading(handle: TcpHandle): boolean {
+  const descriptor = Object.getOwnPropertyDescriptor(handle, 'reading')
+  if (descriptor && !('value' in descriptor)) {
+    if (!descriptor.configurable) return false
+    Object.defineProperty(handle, 'reading', { value: false, writable: true, enumerable: true, configurable: true })
+    return true
+  }
+  handle.reading = false
+  return true
+}
+
+/** tls.connect({ socket }) over a connected socket defines `reading` on its handle as an accessor. */
+export function wrappedByTls(handle: TcpHandle): boolean {
+  const descriptor = Object.getOwnPropertyDescriptor(handle, 'reading')
+  return descriptor !== undefined && !('value' in descriptor)
+}
