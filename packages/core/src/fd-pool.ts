@@ -25,6 +25,16 @@ export class FdPool {
   readonly #hooks: FdPoolHooks
   /** Ours, not generic-pool's `available`: its clear() leaves destroyed resources counted. */
   readonly #idle: Record<4 | 6, Set<PooledFd>> = { 4: new Set(), 6: new Set() }
+  /**
+   * Released fds wait here for one poll phase of the event loop before they can be lent again.
+   * libuv keeps working on an fd's event after the JS callback returns (uv__stream_io calls
+   * uv__drain, which stops POLLOUT), and a stale EPOLLHUP of the old connection may still sit later
+   * in the same epoll batch; a connect started on that handle meanwhile would lose its POLLOUT or be
+   * reported connected early. One poll phase later libuv has dropped the idle fd from epoll.
+   */
+  #quarantine: PooledFd[] = []
+  #cooling: PooledFd[] = []
+  #flushScheduled = false
 
   constructor(options: ResolvedRecyclerOptions, hooks: FdPoolHooks) {
     this.#options = options
@@ -87,15 +97,41 @@ export class FdPool {
     }
   }
 
-  /** Back to idle, or closed if the family already keeps maxIdle idle fds. */
+  /** Back to idle (after the quarantine), or closed if the family already keeps maxIdle idle fds. */
   release(pooled: PooledFd): void {
-    const pool = this.#pools[pooled.family]
     if (this.idle(pooled.family) >= this.#options.maxIdle) {
       this.destroy(pooled)
       return
     }
     this.#idle[pooled.family].add(pooled)
-    pool.release(pooled).catch(() => {
+    this.#quarantine.push(pooled)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(this.#startCooling)
+    }
+  }
+
+  // check phase of this loop turn -> (poll phase of the next) -> check phase of the next: lend again
+  readonly #startCooling = (): void => {
+    this.#cooling = this.#quarantine
+    this.#quarantine = []
+    setImmediate(this.#endCooling)
+  }
+
+  readonly #endCooling = (): void => {
+    const ready = this.#cooling
+    this.#cooling = []
+    this.#flushScheduled = false
+    for (const pooled of ready) this.#lend(pooled)
+    if (this.#quarantine.length > 0) {
+      this.#flushScheduled = true
+      setImmediate(this.#startCooling)
+    }
+  }
+
+  #lend(pooled: PooledFd): void {
+    if (!this.#idle[pooled.family].has(pooled)) return // destroyed while cooling
+    this.#pools[pooled.family].release(pooled).catch(() => {
       this.#idle[pooled.family].delete(pooled)
       this.#hooks.destroy(pooled)
     })
@@ -117,6 +153,12 @@ export class FdPool {
 
   /** Closes every idle fd and stops creating; call once nothing is borrowed any more. */
   async close(): Promise<void> {
+    for (const pooled of [...this.#quarantine, ...this.#cooling]) {
+      this.#idle[pooled.family].delete(pooled)
+      this.destroy(pooled)
+    }
+    this.#quarantine = []
+    this.#cooling = []
     await Promise.all(
       Object.values(this.#pools).map(async (pool) => {
         await pool.drain()
