@@ -295,7 +295,9 @@ export class RecycledSocket extends net.Socket {
     // Not uv_shutdown (Node's end()): it marks the libuv handle shut for good. The recycler sends
     // our FIN itself, after the peer's when it can (finDelayMs).
     this.#host.tenantEnded(pooled)
-    callback()
+    // 'finish' a loop turn later, as after uv_shutdown's callback: an error raised in between (a
+    // write after end) destroys the socket first, as it does a plain one.
+    setImmediate(callback)
   }
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
@@ -315,6 +317,15 @@ export class RecycledSocket extends net.Socket {
       if (this.#plainCounted) {
         this.#plainCounted = false
         this.#host.plainClosed()
+      }
+      if (!this.#plain && this.connecting) {
+        // Destroyed while we resolve the host or wait for an fd: a plain socket has its handle by
+        // then and reports close(hadError) once the handle is closed; so do we.
+        setConnecting(this, false)
+        clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
+        callback(error)
+        process.nextTick(() => this.emit('close', error !== null && error !== undefined))
+        return
       }
       super._destroy(error, callback)
       return

@@ -310,6 +310,8 @@ export class SocketRecycler implements SocketHost {
     this.#active.delete(pooled)
     pooled.dirty |= exit.dirty
     if (pooled.state === 'closed') return this.#settled()
+    // After close() nothing is drained or reused: the fd is closed (a plain close: FIN or RST).
+    if (this.#closed) return this.#close(pooled, 'recycler closed')
     if (channels.socketReleased.hasSubscribers) {
       channels.socketReleased.publish({ fd: pooled, state: pooled.state, error: exit.error })
     }
