@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 
 export type Behaviour = (socket: net.Socket, server: TrackedServer) => void
@@ -83,13 +84,25 @@ export const neverClose: Behaviour = (socket) => {
   socket.resume()
 }
 
-/** A port with nothing listening (bound then closed). */
+/**
+ * A port with nothing listening, outside the kernel's ephemeral range: servers elsewhere on the
+ * machine that listen on port 0 cannot take it, and no client socket can have it as its local
+ * port (a loopback connect to an ephemeral port can even meet itself: TCP self-connect).
+ */
 export async function closedPort(host = '127.0.0.1'): Promise<number> {
-  const s = net.createServer()
-  s.listen(0, host)
-  await once(s, 'listening')
-  const port = (s.address() as net.AddressInfo).port
-  s.close()
-  await once(s, 'close')
-  return port
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  const ceiling = Math.max(2000, (low ?? 32768) - 1)
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 1500 + Math.floor(Math.random() * (ceiling - 1500))
+    const s = net.createServer()
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false))
+      s.listen(port, host, () => resolve(true))
+    })
+    if (!ok) continue
+    s.close()
+    await once(s, 'close')
+    return port
+  }
+  throw new Error('no free port outside the ephemeral range')
 }

@@ -147,6 +147,11 @@ export class FdPool {
     }
   }
 
+  /** Idle fds still in quarantine (not lendable until the next poll phase has passed). */
+  cooling(): number {
+    return this.#quarantine.length + this.#cooling.length
+  }
+
   idle(family?: 4 | 6): number {
     return family ? this.#idle[family].size : this.#idle[4].size + this.#idle[6].size
   }

@@ -43,15 +43,17 @@ export interface RecyclerStats {
   finSentFirst: number
   /** bytes that arrived after their socket's user had let go, read and dropped */
   discardedBytes: number
-  /** idle fds in the pools (unconnected or parked) */
+  /** idle fds in the pools (unconnected or parked), including those cooling */
   idle: number
+  /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
+  cooling: number
   /** fds in use by a socket */
   active: number
   /** fds whose user is gone and whose peer has not yet closed */
   draining: number
 }
 
-type Counters = Omit<RecyclerStats, 'mode' | 'idle' | 'active' | 'draining'>
+type Counters = Omit<RecyclerStats, 'mode' | 'idle' | 'cooling' | 'active' | 'draining'>
 
 /** TCP states where tcp_disconnect() sends an RST (tcp_need_reset). */
 const RST_STATES = new Set<number>([TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.SYN_RECV])
@@ -130,6 +132,7 @@ export class SocketRecycler implements SocketHost {
       mode: this.#mode,
       ...this.#counters,
       idle: this.#pool?.idle() ?? 0,
+      cooling: this.#pool?.cooling() ?? 0,
       active: this.#active.size + this.#plainActive,
       draining: this.#draining.size,
     }

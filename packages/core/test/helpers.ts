@@ -35,10 +35,12 @@ export function exchange(socket: net.Socket, write?: string, endAfterWrite = fal
   })
 }
 
-/** Lets the release protocol run (it settles on the next tick after 'close'). */
+/**
+ * Lets the release protocol run: it settles on the tick after 'close', and a released fd cools for
+ * one poll phase before it can be lent again (three check phases cover both).
+ */
 export async function settle(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve))
-  await new Promise((resolve) => setImmediate(resolve))
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
 }
 
 export async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {

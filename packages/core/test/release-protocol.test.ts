@@ -99,7 +99,7 @@ describe.runIf(isLinux)('release protocol', () => {
         resolve()
       })
     })
-    await until(() => recycler!.stats().idle === 1 && recycler!.stats().draining === 0, 'the drain to finish')
+    await until(() => recycler!.stats().idle === 1 && recycler!.stats().draining === 0 && recycler!.stats().cooling === 0, 'the drain to finish')
     expect(recycler.stats().discardedBytes).toBeGreaterThan(0)
     await using srv = await tcpServer(lineEcho)
     const second = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
