@@ -2,9 +2,20 @@ import { execFileSync } from 'node:child_process'
 import { readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
 
-/** Open fds of this process. */
+/**
+ * Open socket fds of this process (`socket:[inode]` in /proc/self/fd). Sockets only: the test
+ * runner opens and closes files and pipes of its own while a test runs.
+ */
 export function fdCount(): number {
-  return readdirSync('/proc/self/fd').length
+  let n = 0
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++
+    } catch {
+      // closed between readdir and readlink
+    }
+  }
+  return n
 }
 
 /** The kernel socket behind an fd: `socket:[inode]`. */

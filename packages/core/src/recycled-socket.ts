@@ -27,7 +27,8 @@ export interface SocketHost {
   readonly closed: boolean
   acquire(family: 4 | 6): Promise<PooledFd>
   giveBack(pooled: PooledFd): void
-  checkout(pooled: PooledFd, socket: RecycledSocket): void
+  /** Takes the fd for this socket; false if the fd had to be closed instead (acquire another). */
+  checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean
   connected(pooled: PooledFd): void
   tenantEnded(pooled: PooledFd): void
   peerEnded(pooled: PooledFd): void
@@ -80,6 +81,8 @@ export class RecycledSocket extends net.Socket {
   #plainCounted = false
   #sawEof = false
   #dirty = 0
+  /** Options this socket's constructor asked for (Node applies them on connect). */
+  #wanted = 0
   #readBase = 0
   #writtenBase = 0
   #finalRead = 0
@@ -94,9 +97,10 @@ export class RecycledSocket extends net.Socket {
     this.#plain = !host.recycling
     if (options) {
       if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
-      if (options.noDelay) this.#dirty |= Dirty.NODELAY
-      if (options.keepAlive) this.#dirty |= Dirty.KEEPALIVE
-      if (options.typeOfService !== undefined) this.#dirty |= Dirty.TOS
+      if (options.noDelay) this.#wanted |= Dirty.NODELAY
+      if (options.keepAlive) this.#wanted |= Dirty.KEEPALIVE
+      if (options.typeOfService !== undefined) this.#wanted |= Dirty.TOS
+      this.#dirty = this.#wanted
     }
   }
 
@@ -207,10 +211,13 @@ export class RecycledSocket extends net.Socket {
   }
 
   #attach(pooled: PooledFd, destination: Destination, port: number): void {
+    if (!this.#host.checkout(pooled, this, this.#wanted)) {
+      this.#connectTo(destination, port)
+      return
+    }
     const handle = pooled.handle
     this.#pooled = pooled
     this.#sawEof = false
-    this.#host.checkout(pooled, this)
     adoptHandle(this, handle, true)
     pooled.owner = this
     this.#readBase = handle.bytesRead

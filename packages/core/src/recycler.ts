@@ -261,7 +261,17 @@ export class SocketRecycler implements SocketHost {
     else this.#close(pooled, `unexpected state ${pooled.state} on give-back`)
   }
 
-  checkout(pooled: PooledFd, socket: RecycledSocket): void {
+  checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean {
+    // Options the last tenant changed are reset here rather than at its release, and only those
+    // this tenant does not set again itself: node:http's Agent asks for NODELAY and KEEPALIVE on
+    // every socket, and resetting them in between would cost five setsockopt calls per connection.
+    try {
+      this.#resetOptions(pooled, wanted)
+    } catch (err) {
+      this.#releaseFailed(pooled, err)
+      this.#close(pooled, 'socket option reset failed')
+      return false
+    }
     pooled.setState('connecting', 'checkout')
     pooled.connectPending = false
     pooled.handle.ref()
@@ -269,6 +279,7 @@ export class SocketRecycler implements SocketHost {
     this.#counters.connections++
     if (pooled.uses > 0) this.#counters.reusedConnections++
     if (channels.socketAcquired.hasSubscribers) channels.socketAcquired.publish({ socket, fd: pooled, reused: pooled.uses > 0 })
+    return true
   }
 
   connected(pooled: PooledFd): void {
@@ -320,7 +331,11 @@ export class SocketRecycler implements SocketHost {
     }
     // A TLS tenant wraps the handle itself (TLSWrap in C++): its end() shut the libuv handle for
     // good (UV_HANDLE_SHUT) and it left an accessor on `reading`. The socket moves to a new handle.
-    if (exit.tls && !this.#rehandle(pooled)) return
+    if (exit.tls) {
+      // TLSSocket#setNoDelay/setKeepAlive go straight to the TCP handle, past our tracking.
+      pooled.dirty |= Dirty.NODELAY | Dirty.KEEPALIVE | Dirty.TOS | Dirty.LINGER
+      if (!this.#rehandle(pooled)) return
+    }
     if (!resetReading(pooled.handle)) return this.#close(pooled, 'handle.reading left non-configurable')
     // A write still queued in libuv would go out on the next connection: never reuse such a handle.
     if (pooled.handle.writeQueueSize > 0) return this.#close(pooled, 'writes still queued in libuv at destroy')
@@ -330,6 +345,20 @@ export class SocketRecycler implements SocketHost {
       // The socket read the peer's EOF itself: no need to ask the kernel.
       if (pooled.state === 'peer-closed') this.#sendFin(pooled, 'finished', 'tenant left after the peer closed')
       if (pooled.state === 'finished') return this.#release(pooled, 'parked', 'both FINs out')
+    }
+    if (!exit.tls && !exit.error) {
+      // The socket saw everything that happened on its side; what the peer did since, the drain
+      // will read (EOF or reset). No need to ask the kernel.
+      switch (pooled.state) {
+        case 'open':
+          pooled.setState('awaiting-eof', 'tenant left before the peer closed')
+          return this.#drain(pooled)
+        case 'awaiting-eof':
+        case 'fin-sent':
+          return this.#drain(pooled)
+        default:
+          break
+      }
     }
     // TLS hides the EOF and sends its FIN through libuv; an error can leave any state: ask the kernel.
     let state: number
@@ -527,12 +556,6 @@ export class SocketRecycler implements SocketHost {
       return this.#close(pooled, `maxReuses (${this.options.maxReuses}) reached`)
     }
     if (pooled.dirty & Dirty.BUFFERS) return this.#close(pooled, 'SO_SNDBUF/SO_RCVBUF locked by a tenant')
-    try {
-      this.#resetOptions(pooled)
-    } catch (err) {
-      this.#releaseFailed(pooled, err)
-      return this.#close(pooled, 'socket option reset failed')
-    }
     if (to === 'fresh') {
       // connecting -> fresh: the kernel never made a socket for this handle
       pooled.setState('fresh', reason)
@@ -547,7 +570,8 @@ export class SocketRecycler implements SocketHost {
     this.#settled()
   }
 
-  #resetOptions(pooled: PooledFd): void {
+  /** Resets the options a previous tenant changed, except those in `keep` (the next tenant sets them). */
+  #resetOptions(pooled: PooledFd, keep: number): void {
     const fd = pooled.fd
     if (fd < 0) return
     let dirty = pooled.dirty
@@ -557,6 +581,8 @@ export class SocketRecycler implements SocketHost {
       if (getLinger(fd).onoff) dirty |= Dirty.LINGER
       if (getIntOption(fd, pooled.family === 6 ? IPPROTO_IPV6 : IPPROTO_IP, pooled.family === 6 ? IPV6_TCLASS : IP_TOS) !== 0) dirty |= Dirty.TOS
     }
+    dirty &= ~keep
+    pooled.dirty = 0
     if (dirty === 0) return
     // Through the handle where libuv keeps a flag of its own (UV_HANDLE_TCP_NODELAY, ..._KEEPALIVE).
     if (dirty & Dirty.NODELAY) pooled.handle.setNoDelay(false)
@@ -571,7 +597,6 @@ export class SocketRecycler implements SocketHost {
       setIntOption(fd, pooled.family === 6 ? IPPROTO_IPV6 : IPPROTO_IP, pooled.family === 6 ? IPV6_TCLASS : IP_TOS, 0)
     }
     if (dirty & Dirty.LINGER) setLinger(fd, { onoff: false, seconds: 0 })
-    pooled.dirty = 0
   }
 
   /** dup(fd) onto a fresh handle, close the old handle (the socket lives on through the dup). */
