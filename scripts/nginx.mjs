@@ -97,10 +97,14 @@ async function waitReady(child, host, ports, timeoutMs, errorLog) {
   for (const port of ports) {
     for (;;) {
       if (exited) throw new Error(`nginx exited (${exited.code ?? exited.signal}) at start: ${errorLog().trim().split('\n').slice(-3).join(' | ')}`)
+      // An HTTP/1.0 request that nginx answers and closes first: the probe leaves its TIME_WAIT on
+      // nginx's side, not on the client side that the tests count.
       const ok = await new Promise((resolve) => {
         const s = net.connect({ host, port })
-        s.once('connect', () => {
-          s.destroy()
+        s.once('connect', () => s.write('HEAD /hello HTTP/1.0\r\n\r\n'))
+        s.resume()
+        s.once('end', () => {
+          s.end()
           resolve(true)
         })
         s.once('error', () => resolve(false))
@@ -171,10 +175,12 @@ export async function startNginx({ servers, files = {}, host = '127.0.0.1', work
       await exited
       clearTimeout(timer)
     }
+    // The test runner or benchmark dies without its teardown: nginx must not outlive it.
     const onExit = () => {
       try {
         process.kill(child.pid, 'SIGTERM')
       } catch {}
+      rmSync(prefix, { recursive: true, force: true })
     }
     process.once('exit', onExit)
     try {

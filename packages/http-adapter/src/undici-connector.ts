@@ -52,11 +52,14 @@ export interface UndiciConnectOptions {
   port: string | number
   servername?: string | null
   localAddress?: string | null
+  /** A Unix socket for this connection (never recycled). */
+  socketPath?: string | null
   /** An already connected socket to upgrade to TLS (undici's proxy tunnels). */
   httpSocket?: net.Socket
 }
 
-export type UndiciConnectCallback = (err: Error | null, socket: net.Socket | tls.TLSSocket | null) => void
+/** undici's `buildConnector.Callback`. */
+export type UndiciConnectCallback = (...args: [null, net.Socket | tls.TLSSocket] | [Error, null]) => void
 
 /** undici's `connect` option as a function: `new undici.Agent({ connect: undiciConnector(recycler) })`. */
 export type UndiciConnect = (options: UndiciConnectOptions, callback: UndiciConnectCallback) => net.Socket | tls.TLSSocket
@@ -84,7 +87,8 @@ export function undiciConnector(recycler?: SocketRecycler, options: UndiciConnec
   const tcpOptions = tcpConnectOptions(rest as Record<string, unknown>)
   if (socketPath) tcpOptions.path = socketPath
 
-  return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+  return function connect({ hostname, host, protocol, port, servername, localAddress, socketPath: path, httpSocket }, callback) {
+    const tcp = path ? { ...tcpOptions, path } : tcpOptions
     let socket: net.Socket | tls.TLSSocket
     let transport: net.Socket
     let done = false
@@ -93,7 +97,7 @@ export function undiciConnector(recycler?: SocketRecycler, options: UndiciConnec
       const sessionKey = name || hostname
       const session = customSession || sessions.get(sessionKey) || null
       const portNumber = Number(port) || 443
-      transport = httpSocket ?? resolved.createConnection({ ...tcpOptions, host: hostname, port: portNumber, localAddress: localAddress ?? undefined } as net.NetConnectOpts)
+      transport = httpSocket ?? resolved.createConnection({ ...tcp, host: hostname, port: portNumber, localAddress: localAddress ?? undefined } as net.NetConnectOpts)
       socket = tls.connect({
         highWaterMark: 16384, // as undici: TLS records are at most 16 KiB
         ...tlsOptions,
@@ -107,9 +111,11 @@ export function undiciConnector(recycler?: SocketRecycler, options: UndiciConnec
       socket.on('session', (s: Buffer) => sessions.set(sessionKey, s))
     } else {
       if (httpSocket) throw new TypeError('httpSocket can only be sent on TLS update')
+      // As undici's net.connect: every option, so that socket constructor options reach the socket.
       transport = socket = resolved.createConnection({
         highWaterMark: 64 * 1024,
-        ...tcpOptions,
+        ...rest,
+        ...tcp,
         localAddress: localAddress ?? undefined,
         port: Number(port) || 80,
         host: hostname,
@@ -141,7 +147,8 @@ export function undiciConnector(recycler?: SocketRecycler, options: UndiciConnec
       timer = immediate = null
       if (done) return
       done = true
-      callback(err, err ? null : socket)
+      if (err) callback(err, null)
+      else callback(null, socket)
     }
     socket
       .once(protocol === 'https:' ? 'secureConnect' : 'connect', () => settle(null))

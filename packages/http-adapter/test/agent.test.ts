@@ -42,8 +42,9 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     expect(chunkedSeen).toBe(86)
     expect(srv.accepted).toBe(600)
     expect(stats.connections).toBe(600)
-    // maxSockets fds, plus a few whose server FIN was still on its way when the next connect came
-    expect(stats.fdsCreated).toBeLessThanOrEqual(16)
+    // maxSockets fds in use, plus those still waiting for the server's FIN or cooling in the pool's
+    // quarantine when the Agent asked for the next connection: a bound of 4x what is in flight
+    expect(stats.fdsCreated).toBeLessThanOrEqual(32)
     expect(stats.peerClosedFirst).toBe(600)
     expect(stats).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, recycled: 600 })
     expect(timeWaitCount(srv.port, 'client')).toBe(0)
@@ -129,6 +130,7 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
       expect(track.connections).toHaveLength(2)
       expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)
       expect(srv.accepted).toBe(2)
+      agent.destroy() // let go of the keep-alive socket
       await settled(recycler)
       expect(recycler.stats().fdsCreated).toBe(1)
       expect(recycler.stats().discardedBytes).toBeGreaterThan(0)
@@ -153,9 +155,9 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     })
     await expect(fetch(`${srv.url}/reset`, agent)).rejects.toThrow()
     expect((await fetch(`${srv.url}/after`, agent)).body.toString()).toBe('fine')
+    agent.destroy()
     await settled(recycler)
     expect(recycler.stats()).toMatchObject({ fdsCreated: 1, fdsClosed: 0, connections: 3 })
-    agent.destroy()
     await srv.close()
     await recycler.close()
     expect(recycler.stats().fdsClosed).toBe(1)

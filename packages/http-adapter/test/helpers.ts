@@ -8,6 +8,7 @@ import type net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
 import type { SocketRecycler } from '@fdrecycle/core'
 import { fdOf, socketInode } from '../../../test/helpers/system.js'
 import { ensureDebianPackages } from '../../../scripts/system-deps.mjs'
@@ -20,8 +21,10 @@ export interface Upstream extends AsyncDisposable {
   readonly accepted: number
   /** most connections open at once */
   readonly maxConcurrent: number
-  /** TLS servernames the server was asked for (SNI), in order */
+  /** the TLS servername (SNI) of each connection, in order; undefined where none was sent */
   readonly servernames: (string | undefined)[]
+  /** TLS connections that resumed a session */
+  readonly resumed: number
   close(): Promise<void>
 }
 
@@ -32,19 +35,15 @@ export async function upstream(
 ): Promise<Upstream> {
   const sockets = new Set<Duplex>()
   const servernames: (string | undefined)[] = []
-  const server = tls
-    ? https.createServer({
-        key: tls.key,
-        cert: tls.cert,
-        SNICallback: (name, cb) => {
-          servernames.push(name)
-          cb(null, null as never)
-        },
-      }, handler)
-    : http.createServer(handler)
-  const state = { accepted: 0, maxConcurrent: 0 }
+  const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler)
+  const state = { accepted: 0, maxConcurrent: 0, resumed: 0 }
   server.on(tls ? 'secureConnection' : 'connection', (socket: Duplex) => {
     state.accepted++
+    if (tls) {
+      const t = socket as TLSSocket
+      servernames.push((t as unknown as { servername: string | false }).servername || undefined)
+      if (t.isSessionReused()) state.resumed++
+    }
     sockets.add(socket)
     state.maxConcurrent = Math.max(state.maxConcurrent, sockets.size)
     socket.on('close', () => sockets.delete(socket))
@@ -62,6 +61,9 @@ export async function upstream(
     },
     get maxConcurrent() {
       return state.maxConcurrent
+    },
+    get resumed() {
+      return state.resumed
     },
     servernames,
     async close() {
