@@ -60,7 +60,7 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
       expect(srv.accepted).toBe(1)
       expect(recycler.stats()).toMatchObject({ connections: 1, active: 1 })
       // The Agent destroys the free socket when its timeout fires; the recycler drains it.
-      await until(() => recycler!.stats().idle === 1, 'the idle keep-alive socket to be dropped and recycled')
+      await until(() => recycler!.stats().idle === 1 && recycler!.stats().cooling === 0, 'the idle keep-alive socket to be dropped and recycled')
       expect((await fetch(`${srv.url}/again`, agent)).body.toString()).toBe('ok /again')
       expect(srv.accepted).toBe(2)
       expect(track.connections).toHaveLength(2)

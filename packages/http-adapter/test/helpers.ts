@@ -118,12 +118,12 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
   }
 }
 
-/** Every fd of `recycler` back in its pool: nothing in use, nothing draining. */
+/** Every fd of `recycler` back in its pool and lendable: nothing in use, draining or cooling. */
 export function settled(recycler: SocketRecycler, timeoutMs = 10_000): Promise<void> {
   return until(() => {
     const s = recycler.stats()
-    return s.active === 0 && s.draining === 0
-  }, 'the recycler to settle (active 0, draining 0)', timeoutMs)
+    return s.active === 0 && s.draining === 0 && s.cooling === 0
+  }, 'the recycler to settle (active 0, draining 0, cooling 0)', timeoutMs)
 }
 
 export interface Connection {

@@ -146,10 +146,8 @@ describe.runIf(isLinux)('RecycledHttpsAgent (TLS over recycled sockets)', () => 
     const port = await closedPort()
     // 127.0.0.1, not localhost: localhost may resolve to ::1 first, an fd of another family.
     await expect(fetch(`https://127.0.0.1:${port}/`, agent)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
-    // A released fd is lent again after a quarantine of two event-loop turns (the core's fd-pool.ts);
-    // stats().idle already counts it while it cools, so wait for the turns themselves.
     await until(() => recycler!.stats().idle === 1, 'the refused fd back in the pool')
-    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve))
+    await until(() => recycler!.stats().cooling === 0, 'the released fd to cool')
     await using srv = await upstream((_req, res) => res.end('up'), cert)
     expect((await fetch(`https://127.0.0.1:${srv.port}/`, agent)).body.toString()).toBe('up')
     agent.destroy()

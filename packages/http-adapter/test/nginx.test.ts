@@ -145,7 +145,7 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
       // nginx keeps it open (keepalive_timeout 60s): the Agent's timeout drops it, our FIN goes
       // after finDelayMs, nginx closes, the fd goes back to the pool.
       await until(() => recycler!.stats().idle === 1 && recycler!.stats().active === 0, 'the dropped socket recycled')
-      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await until(() => recycler!.stats().cooling === 0, 'the released fd to cool')
       await fetch(`${origin(port)}${nginx.hello.path}`, agent)
       expect(track.connections).toHaveLength(2)
       expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)

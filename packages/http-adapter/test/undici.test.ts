@@ -74,7 +74,7 @@ describe.runIf(isLinux)('undiciConnector', () => {
       for (let i = 0; i < 5; i++) expect((await text(`${srv.url}/${i}`, dispatcher)).body).toBe(`ka /${i}`)
       expect(srv.accepted).toBe(1)
       await until(() => recycler!.stats().idle === 1 && recycler!.stats().active === 0, 'undici to drop the idle socket')
-      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await until(() => recycler!.stats().cooling === 0, 'the released fd to cool')
       expect((await text(`${srv.url}/again`, dispatcher)).body).toBe('ka /again')
       expect(srv.accepted).toBe(2)
       expect(track.connections.map((c) => c.inode)).toEqual([track.connections[0]!.inode, track.connections[0]!.inode])
