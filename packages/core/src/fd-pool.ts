@@ -35,6 +35,15 @@ export class FdPool {
   #quarantine: PooledFd[] = []
   #cooling: PooledFd[] = []
   #flushScheduled = false
+  /**
+   * Lendable fds kept on loan from generic-pool (LIFO), so that a connect can take one without an
+   * acquire round trip (a promise, a request object and a timer per connection). Idle ones age out
+   * through #sweep; when generic-pool has callers waiting (maxSockets reached), a released fd goes
+   * back to generic-pool instead, to serve them in order.
+   */
+  readonly #warm: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
+  readonly #idleSince = new WeakMap<PooledFd, number>()
+  #sweepTimer: NodeJS.Timeout | null = null
 
   constructor(options: ResolvedRecyclerOptions, hooks: FdPoolHooks) {
     this.#options = options
@@ -79,7 +88,20 @@ export class FdPool {
     return pool
   }
 
+  /** A lendable idle fd right now (validated), or undefined: then call acquire(). */
+  acquireNow(family: 4 | 6): PooledFd | undefined {
+    const warm = this.#warm[family]
+    for (let pooled = warm.pop(); pooled; pooled = warm.pop()) {
+      this.#idle[family].delete(pooled)
+      if (this.#hooks.validate(pooled)) return pooled
+      this.destroy(pooled)
+    }
+    return undefined
+  }
+
   async acquire(family: 4 | 6): Promise<PooledFd> {
+    const now = this.acquireNow(family)
+    if (now) return now
     const pool = this.#pools[family]
     for (;;) {
       let pooled: PooledFd
@@ -131,10 +153,41 @@ export class FdPool {
 
   #lend(pooled: PooledFd): void {
     if (!this.#idle[pooled.family].has(pooled)) return // destroyed while cooling
-    this.#pools[pooled.family].release(pooled).catch(() => {
+    const pool = this.#pools[pooled.family]
+    if (pool.pending === 0) {
+      this.#warm[pooled.family].push(pooled)
+      this.#idleSince.set(pooled, Date.now())
+      this.#scheduleSweep()
+      return
+    }
+    pool.release(pooled).catch(() => {
       this.#idle[pooled.family].delete(pooled)
       this.#hooks.destroy(pooled)
     })
+  }
+
+  #scheduleSweep(): void {
+    const idleTimeout = this.#options.idleTimeoutMs
+    if (this.#sweepTimer || idleTimeout === 0) return
+    this.#sweepTimer = setTimeout(this.#sweep, Math.max(100, Math.min(idleTimeout, 10_000)))
+    this.#sweepTimer.unref()
+  }
+
+  /** Closes warm fds idle longer than idleTimeoutMs (generic-pool's evictor sees only its own). */
+  readonly #sweep = (): void => {
+    this.#sweepTimer = null
+    const limit = Date.now() - this.#options.idleTimeoutMs
+    for (const family of [4, 6] as const) {
+      const warm = this.#warm[family]
+      // LIFO: the oldest are at the bottom of the stack
+      let stale = 0
+      while (stale < warm.length && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
+      for (const pooled of warm.splice(0, stale)) {
+        this.#idle[family].delete(pooled)
+        this.destroy(pooled)
+      }
+    }
+    if (this.#warm[4].length + this.#warm[6].length > 0) this.#scheduleSweep()
   }
 
   destroy(pooled: PooledFd): void {
@@ -158,17 +211,22 @@ export class FdPool {
 
   /** Closes every idle fd and stops creating; call once nothing is borrowed any more. */
   async close(): Promise<void> {
-    for (const pooled of [...this.#quarantine, ...this.#cooling]) {
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer)
+    this.#sweepTimer = null
+    // drain() marks the pools draining at once (no more creating up to minIdle), then waits for
+    // every loan to end; the fds this pool holds on loan itself end theirs here.
+    const drained = Object.values(this.#pools).map((pool) => pool.drain())
+    const held = [...this.#quarantine, ...this.#cooling, ...this.#warm[4], ...this.#warm[6]]
+    this.#quarantine = []
+    this.#cooling = []
+    this.#warm[4] = []
+    this.#warm[6] = []
+    for (const pooled of held) {
       this.#idle[pooled.family].delete(pooled)
       this.destroy(pooled)
     }
-    this.#quarantine = []
-    this.#cooling = []
-    await Promise.all(
-      Object.values(this.#pools).map(async (pool) => {
-        await pool.drain()
-        await pool.clear()
-      }),
-    )
+    await Promise.all(drained)
+    await Promise.all(Object.values(this.#pools).map((pool) => pool.clear()))
   }
+
 }

@@ -25,6 +25,8 @@ export interface TenantExit {
 export interface SocketHost {
   readonly recycling: boolean
   readonly closed: boolean
+  /** An fd that can be lent right now, if any (no promise round trip). */
+  acquireNow(family: 4 | 6): PooledFd | undefined
   acquire(family: 4 | 6): Promise<PooledFd>
   giveBack(pooled: PooledFd): void
   /** Takes the fd for this socket; false if the fd had to be closed instead (acquire another). */
@@ -196,6 +198,11 @@ export class RecycledSocket extends net.Socket {
   /** Takes an fd of the destination's family (Happy Eyeballs cannot swap it), then connects it. */
   #connectTo(destination: Destination, port: number): void {
     const serial = ++this.#serial
+    const ready = this.#host.acquireNow(destination.family)
+    if (ready) {
+      this.#attach(ready, destination, port)
+      return
+    }
     this.#host.acquire(destination.family).then(
       (pooled) => {
         if (serial !== this.#serial || !this.connecting || this.destroyed || this.#pooled) {
@@ -331,7 +338,7 @@ export class RecycledSocket extends net.Socket {
         setConnecting(this, false)
         clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
         callback(error)
-        process.nextTick(() => this.emit('close', error !== null && error !== undefined))
+        setImmediate(() => this.emit('close', error !== null && error !== undefined))
         return
       }
       super._destroy(error, callback)
@@ -353,9 +360,12 @@ export class RecycledSocket extends net.Socket {
     this.#pooled = null
     const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
     callback(error)
-    // 'close' after any 'error' (both on the next tick, in this order), then the release: a TLS
-    // layer over this socket lets go of the handle in its own 'close' listener.
-    process.nextTick(() => {
+    // 'close' where a plain socket has it: after libuv's close callback, so a loop turn later, never
+    // on the nextTick queue. A TLS layer destroys this socket from inside its C++ read callback;
+    // a 'close' from the tick queue would let TLS free its state (destroySSL) while that callback
+    // still runs (a crash, pg-adapter/test/regression/tls-handshake-failure.test.ts), and would
+    // reach pg before the TLS error. Then the release: TLS lets go of the handle in its 'close'.
+    setImmediate(() => {
       this.emit('close', error !== null && error !== undefined)
       this.#host.tenantLeft(pooled, exit)
     })

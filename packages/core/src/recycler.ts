@@ -250,6 +250,11 @@ export class SocketRecycler implements SocketHost {
 
   // ---- SocketHost: called by RecycledSocket -----------------------------------------------------
 
+  acquireNow(family: 4 | 6): PooledFd | undefined {
+    if (this.#closed || !this.#pool) return undefined
+    return this.#pool.acquireNow(family)
+  }
+
   acquire(family: 4 | 6): Promise<PooledFd> {
     if (this.#closed || !this.#pool) return Promise.reject(new RecyclerClosedError())
     return this.#pool.acquire(family)
@@ -378,12 +383,15 @@ export class SocketRecycler implements SocketHost {
         return this.#release(pooled, 'parked', 'both FINs out')
       case TcpState.LAST_ACK:
       case TcpState.CLOSING:
+        // LAST_ACK: the peer's FIN came first (TLS sent ours through libuv after it)
+        if (state === TcpState.LAST_ACK) this.#counters.peerClosedFirst++
         pooled.clearTimer()
         pooled.setState('finished', `kernel: ${tcpStateName(state)}`)
         return this.#release(pooled, 'parked', 'both FINs out')
       case TcpState.FIN_WAIT1:
       case TcpState.FIN_WAIT2:
         if (pooled.state !== 'fin-sent') {
+          this.#counters.finSentFirst++ // through libuv (TLS end()): ours came first
           pooled.clearTimer()
           pooled.setState('fin-sent', `kernel: ${tcpStateName(state)}`)
         }
