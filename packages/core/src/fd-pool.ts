@@ -8,11 +8,15 @@ export interface FdPoolHooks {
   create(family: 4 | 6, prewarm: boolean): PooledFd
   /** Closes the fd; the only place fds are closed. */
   destroy(pooled: PooledFd): void
-  /** Validation on borrow: make the fd ready (lazy dissolve); false means close it and take another. */
-  validate(pooled: PooledFd): boolean
+  /** Validation on borrow: make the fd ready (lazy dissolve): 'ok' to lend it, 'later' to try it again later, 'bad' to close it. */
+  validate(pooled: PooledFd): Validity
 }
 
+export type Validity = 'ok' | 'later' | 'bad'
+
 const UNLIMITED = 2 ** 31 - 1
+/** At most this many not-yet-ready fds are looked at per acquire before a new one is made. */
+const MAX_LATER_PER_ACQUIRE = 2
 
 /**
  * One generic-pool of fds per address family: an IPv6 fd cannot connect to an IPv4 address
@@ -42,6 +46,8 @@ export class FdPool {
    * back to generic-pool instead, to serve them in order.
    */
   readonly #warm: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
+  /** Parked fds whose last ACK has not come yet (LAST_ACK): lent once the kernel says CLOSE. FIFO. */
+  readonly #lingering: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
   readonly #idleSince = new WeakMap<PooledFd, number>()
   #sweepTimer: NodeJS.Timeout | null = null
 
@@ -90,14 +96,42 @@ export class FdPool {
 
   /** A lendable idle fd right now (validated), or undefined: then call acquire(). */
   acquireNow(family: 4 | 6): PooledFd | undefined {
+    const idle = this.#idle[family]
+    // The oldest lingering fd first: its last ACK has had the most time to arrive.
+    const lingering = this.#lingering[family]
+    if (lingering.length > 0) {
+      const pooled = lingering.shift()!
+      const v = this.#hooks.validate(pooled)
+      if (v === 'ok') {
+        idle.delete(pooled)
+        return pooled
+      }
+      if (v === 'later') lingering.push(pooled)
+      else this.#drop(pooled)
+    }
     const warm = this.#warm[family]
+    let later = 0
     for (let pooled = warm.pop(); pooled; pooled = warm.pop()) {
-      this.#idle[family].delete(pooled)
-      if (this.#hooks.validate(pooled)) return pooled
-      this.destroy(pooled)
+      const v = this.#hooks.validate(pooled)
+      if (v === 'ok') {
+        idle.delete(pooled)
+        return pooled
+      }
+      if (v === 'bad') {
+        this.#drop(pooled)
+        continue
+      }
+      lingering.push(pooled)
+      if (++later >= MAX_LATER_PER_ACQUIRE) break
     }
     return undefined
   }
+
+  #drop(pooled: PooledFd): void {
+    this.#idle[pooled.family].delete(pooled)
+    this.destroy(pooled)
+  }
+
 
   async acquire(family: 4 | 6): Promise<PooledFd> {
     const now = this.acquireNow(family)
@@ -113,11 +147,22 @@ export class FdPool {
         }
         throw err
       }
-      this.#idle[pooled.family].delete(pooled)
-      if (this.#hooks.validate(pooled)) return pooled
-      this.destroy(pooled)
+      const v = this.#hooks.validate(pooled)
+      if (v === 'ok') {
+        this.#idle[family].delete(pooled)
+        return pooled
+      }
+      if (v === 'later') {
+        // stays idle, on loan to this pool, until its last ACK
+        this.#idle[family].add(pooled)
+        this.#idleSince.set(pooled, Date.now())
+        this.#lingering[family].push(pooled)
+        this.#scheduleSweep()
+      }
+      else this.#drop(pooled)
     }
   }
+
 
   /** Back to idle (after the quarantine), or closed if the family already keeps maxIdle idle fds. */
   release(pooled: PooledFd): void {
@@ -182,12 +227,14 @@ export class FdPool {
       // LIFO: the oldest are at the bottom of the stack
       let stale = 0
       while (stale < warm.length && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
-      for (const pooled of warm.splice(0, stale)) {
-        this.#idle[family].delete(pooled)
-        this.destroy(pooled)
-      }
+      for (const pooled of warm.splice(0, stale)) this.#drop(pooled)
+      // Lingering fds idle too long are closed; close(2) leaves the kernel retransmitting our FIN.
+      const lingering = this.#lingering[family]
+      const keep = lingering.filter((p) => (this.#idleSince.get(p) ?? 0) > limit)
+      for (const pooled of lingering) if (!keep.includes(pooled)) this.#drop(pooled)
+      this.#lingering[family] = keep
     }
-    if (this.#warm[4].length + this.#warm[6].length > 0) this.#scheduleSweep()
+    if (this.#warm[4].length + this.#warm[6].length + this.#lingering[4].length + this.#lingering[6].length > 0) this.#scheduleSweep()
   }
 
   destroy(pooled: PooledFd): void {
@@ -216,11 +263,13 @@ export class FdPool {
     // drain() marks the pools draining at once (no more creating up to minIdle), then waits for
     // every loan to end; the fds this pool holds on loan itself end theirs here.
     const drained = Object.values(this.#pools).map((pool) => pool.drain())
-    const held = [...this.#quarantine, ...this.#cooling, ...this.#warm[4], ...this.#warm[6]]
+    const held = [...this.#quarantine, ...this.#cooling, ...this.#warm[4], ...this.#warm[6], ...this.#lingering[4], ...this.#lingering[6]]
     this.#quarantine = []
     this.#cooling = []
     this.#warm[4] = []
     this.#warm[6] = []
+    this.#lingering[4] = []
+    this.#lingering[6] = []
     for (const pooled of held) {
       this.#idle[pooled.family].delete(pooled)
       this.destroy(pooled)

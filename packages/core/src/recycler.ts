@@ -3,7 +3,7 @@ import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { DrainSocket, type DrainOutcome } from './drain-socket.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
-import { FdPool } from './fd-pool.js'
+import { FdPool, type Validity } from './fd-pool.js'
 import {
   IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IP_TOS, IPV6_TCLASS, SOL_SOCKET, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE,
   TCP_KEEPINTVL, TCP_NODELAY,
@@ -225,28 +225,40 @@ export class SocketRecycler implements SocketHost {
     this.#settled()
   }
 
-  /** Validation on borrow: parked fds are dissolved now, after the peer's last ACK had time to arrive. */
-  #validate(pooled: PooledFd): boolean {
+  /**
+   * Validation on borrow. A parked fd is dissolved only once the kernel says CLOSE: in LAST_ACK our
+   * FIN is not acknowledged yet, and may have been lost; dissolving then would stop its
+   * retransmission (the peer would wait in FIN_WAIT2, or meet an RST when it resends its own FIN),
+   * and even a last ACK merely late would draw an RST. Such an fd is lent later
+   * (test/faults: "our FIN lost after the peer closed first").
+   */
+  #validate(pooled: PooledFd): Validity {
     switch (pooled.state) {
       case 'fresh':
-        return true
+        return 'ok'
       case 'idle':
-        return pooled.fd >= 0
+        return pooled.fd >= 0 ? 'ok' : 'bad'
       case 'parked':
         try {
-          // tcp_disconnect from CLOSE sends nothing; from LAST_ACK neither, though a late last ACK
-          // then meets no socket and draws an RST from our kernel (harmless: it ends the peer's TIME_WAIT).
+          const state = tcpState(pooled.fd)
+          if (state === TcpState.LAST_ACK || state === TcpState.CLOSING) return 'later'
           dissolve(pooled.fd)
+          if (state !== TcpState.CLOSE) {
+            // not a state a parked fd can be in; dissolve() ended it (counted if it sent an RST)
+            if (RST_STATES.has(state)) this.#counters.resetsSent++
+            takeSocketError(pooled.fd)
+          }
           pooled.setState('idle', 'dissolved at checkout')
-          return true
+          return 'ok'
         } catch (err) {
           this.#releaseFailed(pooled, err)
-          return false
+          return 'bad'
         }
       default:
-        return false
+        return 'bad'
     }
   }
+
 
   // ---- SocketHost: called by RecycledSocket -----------------------------------------------------
 
