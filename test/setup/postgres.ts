@@ -57,9 +57,11 @@ function run(cmd: string, args: string[], what: string): SpawnSyncReturns<string
   return r
 }
 
-/** initdb and pg_ctl refuse to run as root: they run as Debian's `postgres` user. */
+const isRoot = process.getuid?.() === 0
+
+/** initdb and pg_ctl refuse to run as root: as root they run as Debian's `postgres` user. */
 function asPostgres(args: string[], what: string): SpawnSyncReturns<string> {
-  return run('runuser', ['-u', 'postgres', '--', ...args], what)
+  return isRoot ? run('runuser', ['-u', 'postgres', '--', ...args], what) : run(args[0]!, args.slice(1), what)
 }
 
 /** The newest /usr/lib/postgresql/<major>/bin (the version differs between Debian releases). */
@@ -109,10 +111,8 @@ function postmasterPid(dataDir: string): number | null {
 function stopServer(bin: string, dataDir: string): void {
   const pid = postmasterPid(dataDir)
   if (pid === null || !alive(pid)) return
-  const r = spawnSync('runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), 'stop', '-m', 'fast', '-w', '-t', '30', '-D', dataDir], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  })
+  const stop = [join(bin, 'pg_ctl'), 'stop', '-m', 'fast', '-w', '-t', '30', '-D', dataDir]
+  const r = spawnSync(isRoot ? 'runuser' : stop[0]!, isRoot ? ['-u', 'postgres', '--', ...stop] : stop.slice(1), { encoding: 'utf8', timeout: 60_000 })
   if (r.status !== 0 && alive(pid)) {
     log(`pg_ctl stop failed for pid ${pid} (${r.stderr.trim()}); sending SIGKILL`)
     try {
@@ -161,9 +161,11 @@ function listenClose(port: number, host: string): Promise<number> {
   })
 }
 
-function hasIpv6Loopback(): boolean {
+/** Whether ::1 can be bound here (containers may list it yet refuse it, or lack it). */
+async function hasIpv6Loopback(): Promise<boolean> {
   try {
-    return readFileSync('/proc/net/if_inet6', 'utf8').split('\n').some((l) => l.startsWith('00000000000000000000000000000001'))
+    await listenClose(0, '::1')
+    return true
   } catch {
     return false
   }
@@ -187,7 +189,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ensureDebianPackages(['postgresql', 'openssl'])
   const { bin, version } = findBinDir()
   removeStale(bin)
-  const { uid, gid } = postgresIds()
+  // As root the servers run as `postgres` and own the dir; otherwise as the current user.
+  const { uid, gid } = isRoot ? postgresIds() : { uid: -1, gid: -1 }
   const dir = mkdtempSync(join(TMP, PREFIX))
   writeFileSync(join(dir, 'owner.pid'), String(process.pid))
   const dataDirs: string[] = []
@@ -208,7 +211,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     mkdirSync(socketDir)
     mkdirSync(tlsDir)
     const { cert, key } = makeCertificate(tlsDir)
-    chownTree(dir, uid, gid)
+    if (isRoot) chownTree(dir, uid, gid)
     chmodSync(key, 0o600) // postgres refuses a key readable by others
 
     const template = join(dir, 'data-plain')
@@ -240,7 +243,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     run('cp', ['-a', template, tlsData], 'cp -a data dir')
     appendFileSync(join(tlsData, 'postgresql.conf'), `ssl = on\nssl_cert_file = '${cert}'\nssl_key_file = '${key}'\n`)
 
-    const ipv6 = hasIpv6Loopback()
+    const ipv6 = await hasIpv6Loopback()
     const listen = ipv6 ? '127.0.0.1,::1' : '127.0.0.1'
     const start = async (name: 'plain' | 'tls', data: string): Promise<PgTestServer> => {
       dataDirs.push(data)

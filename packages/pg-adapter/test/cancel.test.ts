@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { RecycledSocket, SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
-import { clientTimeWaits, errorShape, released, servers, tcpConfig, tcpSocketOf, waitForActive } from './helpers.js'
+import { cancelVia, clientTimeWaits, errorShape, pidOf, released, servers, tcpConfig, tcpSocketOf, waitForActive } from './helpers.js'
 
 const { plain, tls } = servers()
 
@@ -29,7 +29,7 @@ describe('query cancellation', () => {
     const run = async (withAdapter: boolean): Promise<unknown> => {
       const client = new pg.Client({ ...tcpConfig(plain), ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
       await client.connect()
-      const pid = client.processID!
+      const pid = pidOf(client)
       const pending = client.query('SELECT pg_sleep(30)').then(() => null, (e: unknown) => e)
       await waitForActive(watcher, pid, 'SELECT pg_sleep')
       const cancelled = await watcher.query<{ ok: boolean }>('SELECT pg_cancel_backend($1) AS ok', [pid])
@@ -56,7 +56,7 @@ describe('query cancellation', () => {
     await client.connect()
     const query = client.query(new pg.Query('SELECT pg_sleep(30)'))
     const failed = once(query, 'error') as Promise<[Error & { code?: string }]>
-    await waitForActive(watcher, client.processID!, 'SELECT pg_sleep')
+    await waitForActive(watcher, pidOf(client), 'SELECT pg_sleep')
 
     const canceller = new pg.Client({ ...tcpConfig(plain), stream })
     let cancelTuple = ''
@@ -66,7 +66,7 @@ describe('query cancellation', () => {
       expect(con.stream.recycled).toBe(true)
       cancelTuple = `${con.stream.localPort}->${con.stream.remotePort}`
     })
-    canceller.cancel(client, query)
+    cancelVia(canceller, client, query)
     const [err] = await failed
     expect(err.code).toBe('57014')
     expect(err.message).toBe('canceling statement due to user request')
@@ -89,8 +89,8 @@ describe('query cancellation', () => {
     expect(tcpSocketOf(client)).toBeInstanceOf(RecycledSocket)
     const query = client.query(new pg.Query('SELECT pg_sleep(30)'))
     const failed = once(query, 'error') as Promise<[Error & { code?: string }]>
-    await waitForActive(watcher, client.processID!, 'SELECT pg_sleep')
-    new pg.Client({ ...tcpConfig(tls), ssl, stream }).cancel(client, query)
+    await waitForActive(watcher, pidOf(client), 'SELECT pg_sleep')
+    cancelVia(new pg.Client({ ...tcpConfig(tls), ssl, stream }), client, query)
     const [err] = await failed
     expect(err.code).toBe('57014')
     await client.end()

@@ -29,8 +29,9 @@ describe('connectionTimeoutMillis', () => {
       })
       const events: string[] = []
       client.on('error', () => events.push('error'))
-      client.on('end', () => events.push('end'))
+      const ended = new Promise<void>((resolve) => client.once('end', () => resolve(void events.push('end'))))
       const err = await client.connect().then(() => null, (e: unknown) => e)
+      await ended
       return { err, events }
     }
     const plainRun = await attempt(false)

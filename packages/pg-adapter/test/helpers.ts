@@ -71,11 +71,15 @@ export async function until(predicate: () => boolean | Promise<boolean>, what: s
   }
 }
 
-/** Waits for the release protocol to finish: nothing in use, nothing draining. */
-export function released(recycler: SocketRecycler, timeoutMs = 10_000): Promise<void> {
-  return until(() => {
-    const s = recycler.stats()
-    return s.active === 0 && s.draining === 0
+/**
+ * Waits for the release protocol to finish (nothing in use, nothing draining) and for the fd
+ * pool's quarantine: a released fd is lent again only after the next poll phase of the event loop
+ * (`stats().cooling`, packages/core/src/fd-pool.ts).
+ */
+export async function released(recycler: SocketRecycler, timeoutMs = 10_000): Promise<void> {
+  await until(() => {
+    const s = recycler.stats() as ReturnType<SocketRecycler['stats']> & { cooling?: number }
+    return s.active === 0 && s.draining === 0 && (s.cooling ?? 0) === 0
   }, `the recycler to settle (${JSON.stringify(recycler.stats())})`, timeoutMs)
 }
 
@@ -121,4 +125,19 @@ export function saslTrace(client: pg.Client): { offered: string[]; chosen: strin
     return send.call(con, mechanism, response)
   }
   return trace
+}
+
+/** pg's backend pid of a connected client (set from BackendKeyData; @types/pg does not declare it). */
+export function pidOf(client: pg.Client): number {
+  const pid = (client as unknown as { processID: number | null }).processID
+  if (typeof pid !== 'number') throw new Error('client has no backend pid (not connected?)')
+  return pid
+}
+
+/**
+ * pg's cancel path: `canceller.cancel(client, query)` opens a new connection through the
+ * canceller's `stream` factory and sends a CancelRequest for `client`'s backend.
+ */
+export function cancelVia(canceller: pg.Client, client: pg.Client, query: unknown): void {
+  ;(canceller as unknown as { cancel(client: pg.Client, query: unknown): void }).cancel(client, query)
 }

@@ -4,7 +4,7 @@ import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import type { PgTestServer } from '../../../test/setup/postgres.js'
-import { clientTimeWaits, errorShape, fdCount, released, servers, tcpConfig, tupleOf, until, waitForActive } from './helpers.js'
+import { clientTimeWaits, errorShape, fdCount, pidOf, released, servers, tcpConfig, tupleOf, until, waitForActive } from './helpers.js'
 
 const { plain, tls, ca } = servers()
 
@@ -45,7 +45,7 @@ async function idleTerminated(server: PgTestServer, ssl: boolean, withAdapter: b
   await client.connect()
   seen.tuple = tupleOf(client)
   const ended = new Promise<void>((resolve) => client.once('end', () => resolve()))
-  await terminate(admin, client.processID!)
+  await terminate(admin, pidOf(client))
   await ended
   seen.events.push('end')
   // a terminated client refuses new queries the same way
@@ -84,9 +84,9 @@ describe('pg_terminate_backend from the server side', () => {
       client.on('error', (e) => errors.push(errorShape(e)))
       await client.connect()
       const pending = client.query('SELECT pg_sleep(30)').then(() => null, (e: unknown) => e)
-      await waitForActive(admin, client.processID!, 'SELECT pg_sleep')
+      await waitForActive(admin, pidOf(client), 'SELECT pg_sleep')
       const ended = new Promise<void>((resolve) => client.once('end', () => resolve()))
-      await terminate(admin, client.processID!)
+      await terminate(admin, pidOf(client))
       errors.unshift(errorShape(await pending))
       await ended
       return errors
