@@ -115,18 +115,25 @@ export function installConnectHooks(connect: TcpHandle['connect'], connect6: Tcp
   tcpConnect6 = connect6
 }
 
+/** What the owner of a handle is told when libuv has accepted its connect. */
+export interface ConnectObserver {
+  connectIssued(): void
+}
+
 function hookedConnect(this: TcpHandle, req: object, address: string, port: number): number {
-  const ret = tcpConnect!.call(this, req, address, port)
-  const pooled = this[kPooledFd] as PooledFd
-  pooled.connectPending = ret === 0
-  if (ret === 0) pooled.uses++
-  return ret
+  return connectIssued(this, tcpConnect!.call(this, req, address, port))
 }
 
 function hookedConnect6(this: TcpHandle, req: object, address: string, port: number): number {
-  const ret = tcpConnect6!.call(this, req, address, port)
-  const pooled = this[kPooledFd] as PooledFd
+  return connectIssued(this, tcpConnect6!.call(this, req, address, port))
+}
+
+function connectIssued(handle: TcpHandle, ret: number): number {
+  const pooled = handle[kPooledFd] as PooledFd
   pooled.connectPending = ret === 0
-  if (ret === 0) pooled.uses++
+  if (ret === 0) {
+    pooled.uses++
+    ;(pooled.owner as unknown as Partial<ConnectObserver> | null)?.connectIssued?.()
+  }
   return ret
 }

@@ -246,6 +246,20 @@ export class RecycledSocket extends net.Socket {
     super.connect({ port, host: destination.address, family: destination.family, autoSelectFamily: false } as net.TcpSocketConnectOpts)
   }
 
+  /**
+   * @internal Called when libuv has accepted this socket's connect. Reading starts now rather than
+   * after 'connect' (as net's afterConnect would, under the same condition: not paused): libuv
+   * then registers POLLOUT and POLLIN with epoll in one call, and after the connect only narrows it,
+   * where starting later costs an EPOLL_CTL_ADD that fails with EEXIST and a MOD. Data cannot
+   * overtake the connect: libuv completes the connect before it reads.
+   */
+  connectIssued(): void {
+    const handle = (this as unknown as SocketWithInternals)._handle
+    if (!handle || handle.reading || this.isPaused() || this.destroyed) return
+    handle.reading = true
+    if (handle.readStart() !== 0) handle.reading = false
+  }
+
   readonly #onConnect = (): void => {
     const attempts = this.#attempts
     if (attempts?.timer) clearTimeout(attempts.timer)
