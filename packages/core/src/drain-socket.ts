@@ -1,6 +1,9 @@
 import net from 'node:net'
+import os from 'node:os'
 import { adoptHandle, detachHandle } from './handle/node-internals.js'
 import type { PooledFd } from './pooled-fd.js'
+
+const UV_EALREADY = -os.constants.errno.EALREADY // libuv reports errno negated
 
 export type DrainOutcome =
   | { kind: 'eof' }
@@ -41,7 +44,10 @@ export class DrainSocket extends net.Socket {
     if (handle.reading) return
     handle.reading = true
     const err = handle.readStart()
-    if (err !== 0) this.#finish({ kind: 'error', error: Object.assign(new Error(`readStart failed (${err})`), { errno: err }) })
+    // UV_EALREADY: the tenant's read goes on (handed over without readStop), which is the point.
+    if (err !== 0 && err !== UV_EALREADY) {
+      this.#finish({ kind: 'error', error: Object.assign(new Error(`readStart failed (${err})`), { errno: err }) })
+    }
   }
 
   override push(chunk: unknown): boolean {

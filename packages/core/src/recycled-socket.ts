@@ -35,6 +35,8 @@ export interface SocketHost {
   tenantEnded(pooled: PooledFd): void
   peerEnded(pooled: PooledFd): void
   tenantLeft(pooled: PooledFd, exit: TenantExit): void
+  /** The tenant left before the peer's EOF, nothing else in the way: drain now, the handle still reading. */
+  tenantLeftDraining(pooled: PooledFd, exit: TenantExit): void
   /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
   attemptFailed(pooled: PooledFd): void
   abortConnect(pooled: PooledFd): void
@@ -369,10 +371,25 @@ export class RecycledSocket extends net.Socket {
     self.resetAndClosing = false
     this.removeListener('connect', this.#onConnect)
     const tls = wrappedByTls(handle)
+    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
+    const hadError = error !== null && error !== undefined
+    const state = pooled.state
+    if (!tls && !hadError && !connectInFlight && !reset && !this.#sawEof && handle.writeQueueSize === 0 &&
+        (state === 'open' || state === 'awaiting-eof' || state === 'fin-sent')) {
+      // The common early leave (node:http ends and destroys a `Connection: close` socket before the
+      // server's FIN is read): the drain takes the handle over at once, still reading, so that
+      // neither the EOF nor an epoll registration is lost in between.
+      detachHandle(this, true)
+      pooled.owner = null
+      this.#pooled = null
+      this.#host.tenantLeftDraining(pooled, exit)
+      callback(error)
+      setImmediate(() => this.emit('close', false))
+      return
+    }
     detachHandle(this)
     pooled.owner = null
     this.#pooled = null
-    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
     callback(error)
     // 'close' where a plain socket has it: after libuv's close callback, so a loop turn later, never
     // on the nextTick queue. A TLS layer destroys this socket from inside its C++ read callback;
@@ -380,7 +397,7 @@ export class RecycledSocket extends net.Socket {
     // still runs (a crash, pg-adapter/test/regression/tls-handshake-failure.test.ts), and would
     // reach pg before the TLS error. Then the release: TLS lets go of the handle in its 'close'.
     setImmediate(() => {
-      this.emit('close', error !== null && error !== undefined)
+      this.emit('close', hadError)
       this.#host.tenantLeft(pooled, exit)
     })
   }

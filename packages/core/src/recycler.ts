@@ -360,7 +360,10 @@ export class SocketRecycler implements SocketHost {
     if (exit.reset) return this.#dissolveAndRelease(pooled, 'resetAndDestroy()')
     if (exit.sawEof && !exit.error) {
       // The socket read the peer's EOF itself: no need to ask the kernel.
-      if (pooled.state === 'peer-closed') this.#sendFin(pooled, 'finished', 'tenant left after the peer closed')
+      if (pooled.state === 'peer-closed') {
+        this.#counters.peerClosedFirst++
+        this.#sendFin(pooled, 'finished', 'tenant left after the peer closed')
+      }
       if (pooled.state === 'finished') return this.#release(pooled, 'parked', 'both FINs out')
     }
     if (!exit.tls && !exit.error) {
@@ -414,6 +417,20 @@ export class SocketRecycler implements SocketHost {
       default:
         return this.#dissolveAndRelease(pooled, `unexpected ${tcpStateName(state)}`, state)
     }
+  }
+
+  tenantLeftDraining(pooled: PooledFd, exit: TenantExit): void {
+    this.#active.delete(pooled)
+    pooled.dirty |= exit.dirty
+    if (this.#closed) {
+      pooled.handle.readStop()
+      return this.#close(pooled, 'recycler closed')
+    }
+    if (channels.socketReleased.hasSubscribers) {
+      channels.socketReleased.publish({ fd: pooled, state: pooled.state, error: null })
+    }
+    if (pooled.state === 'open') pooled.setState('awaiting-eof', 'tenant left before the peer closed')
+    this.#drain(pooled)
   }
 
   attemptFailed(pooled: PooledFd): void {

@@ -136,12 +136,16 @@ export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncCon
   s._peername = null
 }
 
-/** Takes the handle back from `socket` without closing it: reading stopped, callbacks cut. */
-export function detachHandle(socket: net.Socket): TcpHandle | null {
+/**
+ * Takes the handle back from `socket` without closing it: callbacks cut and, unless it goes
+ * straight to a new owner that reads on (`keepReading`), reading stopped.
+ */
+export function detachHandle(socket: net.Socket, keepReading = false): TcpHandle | null {
   const s = socket as unknown as SocketInternals
   const handle = s._handle
   if (!handle) return null
-  handle.readStop()
+  // A handle that goes on reading keeps its epoll registration as it is: no epoll_ctl at all.
+  if (!keepReading) handle.readStop()
   // readStop() does not clear the JS flag; a stale `true` would keep the next tenant from reading.
   resetReading(handle)
   handle.onread = noop

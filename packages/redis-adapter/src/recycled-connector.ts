@@ -1,0 +1,168 @@
+import type net from 'node:net'
+import tls from 'node:tls'
+import { InvalidArgumentError, defaultRecycler, type SocketRecycler } from '@fdrecycle/core'
+import type { RedisOptions } from 'ioredis'
+import { sayQuit, watchForQuit } from './quit-goodbye.js'
+
+/**
+ * What ioredis hands to `new Connector(options)`: the connection's resolved options (for a
+ * Cluster, `redisOptions` merged with one node's host and port). Only these fields are read.
+ */
+export interface ConnectorOptions {
+  host?: string | null
+  port?: number | null
+  path?: string | null
+  family?: number | null
+  /** `tls` option, or `true` for a `rediss://` URL; merged into the connect options as ioredis does. */
+  tls?: tls.ConnectionOptions | boolean | null
+  /** ioredis's `disconnectTimeout`: how long disconnect() waits for 'close' before destroy(). */
+  disconnectTimeout?: number
+}
+
+/** The stream a connector resolves: the recycled socket, or the TLS socket over it. */
+export type RedisStream = net.Socket | tls.TLSSocket
+
+/** The `Connector` option's type in the ioredis that resolves here (5 or 6: the same contract). */
+export type RedisConnectorConstructor = NonNullable<RedisOptions['Connector']>
+
+/** ioredis's CONNECTION_CLOSED_ERROR_MSG, which its own connector rejects with. */
+const CONNECTION_CLOSED = 'Connection is closed.'
+
+/**
+ * An ioredis connector (the `Connector` option) whose TCP connections come from a SocketRecycler.
+ *
+ * It keeps the contract of ioredis's StandaloneConnector (ioredis 5 and 6 ship the same one):
+ * ioredis makes one connector per Redis instance and calls `connect()` for every attempt,
+ * including reconnections; the stream is created on the next tick and resolved while still
+ * connecting, so that `connectTimeout`, `keepAlive` and the 'connect' / 'secureConnect' handlers
+ * are ioredis's own. With `tls`, Node's `tls.connect` wraps the recycled socket. Unix paths take
+ * the recycler's plain path.
+ *
+ * What differs is the goodbye of `disconnect()`: on a recycled connection it sends QUIT before
+ * `end()`, so that Redis closes first (no TIME_WAIT here, the fd is reused at once) instead of
+ * waiting for our withheld FIN; see sayQuit().
+ */
+export class RecycledConnector {
+  /** The first 'error' of the latest stream; ioredis reports it when the stream is already gone. */
+  firstError?: Error
+  protected connecting = false
+  protected stream?: RedisStream
+  readonly #options: ConnectorOptions
+  readonly #recycler: SocketRecycler
+  /** Whether the app's own QUIT went out on the current stream (then Redis closes by itself). */
+  #quitSent: () => boolean = never
+
+  constructor(options: ConnectorOptions, recycler?: SocketRecycler) {
+    this.#options = options
+    this.#recycler = recycler ?? defaultRecycler()
+  }
+
+  /** Sentinel's role check; a standalone or cluster node is always the right one. */
+  check(_info: unknown): boolean {
+    return true
+  }
+
+  /**
+   * Opens a connection on the next tick and resolves its stream while it is still connecting;
+   * rejects with ioredis's "Connection is closed." if disconnect() came first. Called by ioredis
+   * for every connection attempt of its Redis instance.
+   */
+  connect(_emitError?: unknown): Promise<RedisStream> {
+    this.connecting = true
+    return new Promise((resolve, reject) => {
+      // ioredis's own connector opens on the next tick: a disconnect() in between cancels the attempt.
+      process.nextTick(() => {
+        if (!this.connecting) {
+          reject(new Error(CONNECTION_CLOSED))
+          return
+        }
+        let stream: RedisStream
+        try {
+          stream = this.#open()
+        } catch (err) {
+          reject(err)
+          return
+        }
+        this.stream = stream
+        this.#quitSent = this.#recycles() ? watchForQuit(stream) : never
+        stream.once('error', (err: Error) => {
+          this.firstError = err
+        })
+        resolve(stream)
+      })
+    })
+  }
+
+  /**
+   * ioredis's `disconnect()`: `end()` the stream, `destroy()` it if no 'close' came within
+   * `disconnectTimeout`. On a recycled connection, QUIT goes first, so that Redis closes first.
+   */
+  disconnect(): void {
+    this.connecting = false
+    const stream = this.stream
+    if (!stream) return
+    const timeout = setTimeout(() => stream.destroy(), this.#options.disconnectTimeout)
+    stream.on('close', () => clearTimeout(timeout))
+    if (this.#recycles() && stream.writable && !stream.readableEnded && !this.#quitSent()) sayQuit(stream)
+    stream.end()
+  }
+
+  /** Whether connections of this connector run on recycled fds (TCP through a recycling recycler). */
+  #recycles(): boolean {
+    return this.#recycler.recycling && !this.#options.path
+  }
+
+  /** The same connect options as ioredis's StandaloneConnector, on a recycled socket. */
+  #open(): RedisStream {
+    const { path, port, host, family, tls: tlsOption } = this.#options
+    const options: Record<string, unknown> = {}
+    if (path) {
+      options.path = path
+    } else {
+      if (port != null) options.port = port
+      if (host != null) options.host = host
+      if (family != null) options.family = family
+    }
+    if (tlsOption) Object.assign(options, tlsOption)
+    const socket = this.#recycler.createConnection(options as unknown as net.NetConnectOpts)
+    if (!tlsOption) return socket
+    // A TLS socket made over a socket that has no handle yet (ours gets its fd asynchronously)
+    // talks to it through a JS stream: its end() goes through the recycled socket's end().
+    return tls.connect({ ...options, socket } as tls.ConnectionOptions)
+  }
+}
+
+/**
+ * The `Connector` option for ioredis (5 or 6), standalone or Cluster:
+ *
+ * ```ts
+ * new Redis({ port, host, Connector: recycledConnector(recycler) })
+ * new Redis.Cluster(nodes, { redisOptions: { Connector: recycledConnector(recycler) } })
+ * ```
+ *
+ * @param recycler - where the fds come from; defaults to the process's `defaultRecycler()`
+ *   (looked up for each Redis instance, so a closed default is replaced).
+ */
+export function recycledConnector(recycler?: SocketRecycler): RedisConnectorConstructor {
+  if (recycler !== undefined && !isRecycler(recycler)) {
+    throw new InvalidArgumentError('recycledConnector(recycler): expected a SocketRecycler from @fdrecycle/core or undefined')
+  }
+  class Connector extends RecycledConnector {
+    constructor(options: ConnectorOptions) {
+      super(options, recycler)
+    }
+  }
+  // ioredis types `Connector` as a subclass of its AbstractConnector (nominal: it has a private
+  // field); ioredis itself only calls connect(), disconnect(), check() and reads firstError.
+  return Connector as unknown as RedisConnectorConstructor
+}
+
+function never(): boolean {
+  return false
+}
+
+function isRecycler(value: unknown): value is SocketRecycler {
+  // Duck-typed: two installed copies of @fdrecycle/core have two SocketRecycler classes.
+  const r = value as Partial<SocketRecycler> | null
+  return typeof r === 'object' && r !== null && typeof r.createConnection === 'function' && typeof r.recycling === 'boolean'
+}
