@@ -1,13 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensureBuilt } from '../helpers/built.js'
 import { AgentProcess } from './agent-process.js'
 import { compileRelay, removeRelayBuild, TunRelay, type RelayRules } from './tun-relay.js'
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname
-const root = join(here, '..', '..')
-const coreDir = join(root, 'packages', 'core')
 
 /** Addresses live only inside the lab's namespaces. */
 export const CLIENT_ADDRESS = '10.213.1.1'
@@ -74,42 +72,9 @@ export function faultLabSupport(): { ok: boolean; reason: string } {
   return { ok: true, reason: '' }
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs)
-  }
-  return newest
-}
-
-function coreBuilt(): boolean {
-  const entry = join(coreDir, 'dist', 'esm', 'index.js')
-  return existsSync(entry) && existsSync(join(coreDir, 'dist', 'cjs', 'index.js')) && statSync(entry).mtimeMs >= newestMtime(join(coreDir, 'src'))
-}
-
-/**
- * The agents import the built package (packages/core/dist, as users do): build it when dist is
- * missing or older than src. A lock dir keeps two test files of this suite from building at once.
- */
+/** The agents import the built package (packages/core/dist, as users do). */
 export async function ensureCoreBuilt(): Promise<void> {
-  const lock = join(tmpdir(), 'fdrecycle-faults-core-build.lock')
-  const deadline = Date.now() + 120_000
-  for (;;) {
-    if (coreBuilt()) return
-    try {
-      mkdirSync(lock)
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${lock} held for 120 s; remove it if no build is running`)
-      await new Promise((r) => setTimeout(r, 200))
-      continue
-    }
-    try {
-      if (!coreBuilt()) execFileSync(process.execPath, [join(root, 'scripts', 'build-package.mjs')], { cwd: coreDir, stdio: 'pipe' })
-    } finally {
-      rmdirSync(lock)
-    }
-  }
+  ensureBuilt('core')
 }
 
 const live = new Set<FaultLab>()

@@ -3,8 +3,9 @@
 // fail, and at process exit if teardown never ran). Tests never touch a server the machine runs.
 //   plain: trust for every role but one (SCRAM-SHA-256 for `scram.user`)
 //   tls:   the same with `ssl = on` and a self-signed certificate made here with openssl
+import { pidAlive, runDir } from './run-dirs.js'
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -43,7 +44,6 @@ declare module 'vitest' {
 }
 
 const PREFIX = 'fdrecycle-pg-'
-const TMP = '/tmp'
 
 function log(message: string): void {
   process.stderr.write(`[pg setup] ${message}\n`)
@@ -89,14 +89,6 @@ function postgresIds(): { uid: number; gid: number } {
   return { uid: Number(out), gid: Number(gid) }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function postmasterPid(dataDir: string): number | null {
   try {
@@ -110,10 +102,10 @@ function postmasterPid(dataDir: string): number | null {
 /** Stops a server by its postmaster's pid: pg_ctl's fast shutdown, then SIGKILL if it outlives it. */
 function stopServer(bin: string, dataDir: string): void {
   const pid = postmasterPid(dataDir)
-  if (pid === null || !alive(pid)) return
+  if (pid === null || !pidAlive(pid)) return
   const stop = [join(bin, 'pg_ctl'), 'stop', '-m', 'fast', '-w', '-t', '30', '-D', dataDir]
   const r = spawnSync(isRoot ? 'runuser' : stop[0]!, isRoot ? ['-u', 'postgres', '--', ...stop] : stop.slice(1), { encoding: 'utf8', timeout: 60_000 })
-  if (r.status !== 0 && alive(pid)) {
+  if (r.status !== 0 && pidAlive(pid)) {
     log(`pg_ctl stop failed for pid ${pid} (${r.stderr.trim()}); sending SIGKILL`)
     try {
       process.kill(pid, 'SIGKILL')
@@ -121,21 +113,6 @@ function stopServer(bin: string, dataDir: string): void {
   }
 }
 
-/** Dirs left by a run whose process died before its teardown (its owner pid is gone). */
-function removeStale(bin: string): void {
-  for (const name of readdirSync(TMP)) {
-    if (!name.startsWith(PREFIX)) continue
-    const dir = join(TMP, name)
-    let owner = 0
-    try {
-      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'))
-    } catch {}
-    if (owner > 0 && alive(owner)) continue
-    log(`removing ${dir}, left by process ${owner || '?'} that is gone`)
-    for (const data of ['data-plain', 'data-tls']) stopServer(bin, join(dir, data))
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
 
 /** A port free on 127.0.0.1 and ::1 at this moment (the server binds it right after). */
 async function freePort(ipv6: boolean): Promise<number> {
@@ -188,11 +165,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now()
   ensureDebianPackages(['postgresql', 'openssl'])
   const { bin, version } = findBinDir()
-  removeStale(bin)
+  const dir = runDir(PREFIX, (stale) => {
+    for (const data of ['data-plain', 'data-tls']) stopServer(bin, join(stale, data))
+  }, log)
   // As root the servers run as `postgres` and own the dir; otherwise as the current user.
   const { uid, gid } = isRoot ? postgresIds() : { uid: -1, gid: -1 }
-  const dir = mkdtempSync(join(TMP, PREFIX))
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid))
   const dataDirs: string[] = []
   let stopped = false
   const teardown = async (): Promise<void> => {

@@ -5,13 +5,14 @@
 //   standalone: TCP and a Unix socket
 //   tls:        --tls-port only, with a CA and a server certificate made here with openssl
 //   cluster:    6 nodes, 3 masters and 3 replicas (redis-cli --cluster create), fast failover
+import { runDir } from './run-dirs.js'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import { ensureDebianPackages } from '../../scripts/system-deps.mjs'
-import { REDIS_HOST, alive, clusterHealthy, nodeArgs, pidOf, startNode, stopNode, waitFor, type RedisNode } from '../helpers/redis.js'
+import { REDIS_HOST, clusterHealthy, nodeArgs, pidOf, startNode, stopNode, waitFor, type RedisNode } from '../helpers/redis.js'
 
 export interface RedisTestServers {
   host: string
@@ -32,7 +33,6 @@ declare module 'vitest' {
 }
 
 const PREFIX = 'fdrecycle-redis-'
-const TMP = '/tmp'
 const CLUSTER_NODE_TIMEOUT_MS = 2000
 
 function log(message: string): void {
@@ -66,21 +66,6 @@ function nodesUnder(dir: string): RedisNode[] {
   return found
 }
 
-/** Dirs (and servers) left by a run whose process died before its teardown. */
-function removeStale(): void {
-  for (const name of readdirSync(TMP)) {
-    if (!name.startsWith(PREFIX)) continue
-    const dir = join(TMP, name)
-    let owner = 0
-    try {
-      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'))
-    } catch {}
-    if (owner > 0 && alive(owner)) continue
-    log(`removing ${dir}, left by process ${owner || '?'} that is gone`)
-    for (const node of nodesUnder(dir)) stopNode(node, 'SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
 
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -134,9 +119,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now()
   ensureDebianPackages(['redis-server', 'redis-tools', 'openssl'])
   const version = /v=(\S+)/.exec(run('redis-server', ['--version'], 'redis-server --version'))?.[1] ?? 'unknown'
-  removeStale()
-  const base = mkdtempSync(join(TMP, PREFIX))
-  writeFileSync(join(base, 'owner.pid'), String(process.pid))
+  const base = runDir(PREFIX, (stale) => {
+    for (const node of nodesUnder(stale)) stopNode(node, 'SIGKILL')
+  }, log)
   const nodes: RedisNode[] = []
   let stopped = false
   const teardown = (): void => {
