@@ -390,6 +390,14 @@ export class RecycledSocket extends net.Socket {
     detachHandle(this)
     pooled.owner = null
     this.#pooled = null
+    if (connectInFlight) {
+      // libuv owes this handle a connect callback, which net's afterConnect ignores for a destroyed
+      // owner: the catcher must own the handle before the next poll phase, so not a turn later.
+      this.#host.tenantLeft(pooled, exit)
+      callback(error)
+      setImmediate(() => this.emit('close', hadError))
+      return
+    }
     callback(error)
     // 'close' where a plain socket has it: after libuv's close callback, so a loop turn later, never
     // on the nextTick queue. A TLS layer destroys this socket from inside its C++ read callback;

@@ -217,8 +217,8 @@ export class SocketRecycler implements SocketHost {
     if (drain) drain.abandon()
     this.#draining.delete(pooled)
     this.#active.delete(pooled)
+    void pooled.fd // records the fd number for the log line before close() makes it -1
     pooled.setState('closed', reason)
-    void pooled.fd
     pooled.handle.close()
     this.#counters.fdsClosed++
     if (channels.fdClosed.hasSubscribers) channels.fdClosed.publish({ fd: pooled, family: pooled.family, reason })

@@ -68,6 +68,9 @@ function chaosBehaviour(socket: net.Socket): void {
   })
 }
 
+/** `npm run soak` runs these much longer. */
+const SOAK_TIMEOUT = process.env.FDRECYCLE_SOAK ? 1_800_000 : 60_000
+
 describe.runIf(isLinux)('chaos', () => {
   it(`${CYCLES} seeded random connection cycles: own bytes only, stats add up, no fd left (seed ${SEED})`, async () => {
     // Replay a failure with FDRECYCLE_SEED=<seed>.
@@ -136,5 +139,5 @@ describe.runIf(isLinux)('chaos', () => {
     const after = recycler.stats()
     expect(after.fdsClosed).toBe(after.fdsCreated)
     expect(fdCount()).toBe(baseline)
-  })
+  }, SOAK_TIMEOUT)
 })

@@ -10,6 +10,9 @@ const IN_FLIGHT = 16
 
 type Outcome = 'ok' | 'refused' | 'reset' | 'timeout' | 'connect-timeout' | 'error'
 
+/** `npm run soak` runs these much longer. */
+const SOAK_TIMEOUT = process.env.FDRECYCLE_SOAK ? 1_800_000 : 60_000
+
 describe.runIf(isLinux)('no fd leak', () => {
   let blackhole: ReturnType<typeof blackholeListener> | undefined
   beforeAll(() => {
@@ -79,7 +82,7 @@ describe.runIf(isLinux)('no fd leak', () => {
     expect(stats.connections).toBe(CYCLES)
     expect(stats.fdsCreated).toBeLessThan(CYCLES / 10)
     expect(wrongBytes).toEqual([])
-    expect(outcomes.get('ok')).toBe(Math.ceil(CYCLES / 3))
+    expect(outcomes.get('ok')).toBe(Array.from({ length: CYCLES }, (_, i) => i % 6).filter((kind) => kind < 2).length)
     expect(outcomes.get('refused')).toBeGreaterThan(0)
     expect((outcomes.get('reset') ?? 0) + (outcomes.get('ok') ?? 0)).toBeGreaterThan(0)
     expect(outcomes.get('timeout')).toBeGreaterThan(0)
@@ -94,5 +97,5 @@ describe.runIf(isLinux)('no fd leak', () => {
     await new Promise((resolve) => filler.once('close', resolve))
     await Promise.all([greet, echo, resetter, silent].map((s) => s.close()))
     expect(fdCount()).toBe(baseline)
-  })
+  }, SOAK_TIMEOUT)
 })

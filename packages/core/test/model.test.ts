@@ -155,6 +155,9 @@ function checkInvariants(real: Real): void {
   expect(real.violations).toEqual([])
 }
 
+/** `npm run soak` runs these much longer. */
+const SOAK_TIMEOUT = process.env.FDRECYCLE_SOAK ? 1_800_000 : 60_000
+
 describe.runIf(isLinux)('model-based: socket lifecycle and pool', () => {
   beforeAll(() => diagnosticsChannel.subscribe('fdrecycle:fd:transition', onTransition))
   afterAll(() => diagnosticsChannel.unsubscribe('fdrecycle:fd:transition', onTransition))
@@ -218,5 +221,5 @@ describe.runIf(isLinux)('model-based: socket lifecycle and pool', () => {
     // the run must have exercised the lifecycle, not just the pool's empty paths
     expect(transitions).toBeGreaterThan(500)
     expect(fdCount()).toBe(baseline)
-  })
+  }, SOAK_TIMEOUT)
 })

@@ -23,7 +23,10 @@ describe.runIf(isLinux)('a recycled socket behaves as a plain one', () => {
   const recycler = new SocketRecycler({ finDelayMs: 50 })
   const plain: Factory = (o) => net.connect(o)
   const recycled: Factory = (o) => recycler.createConnection(o)
-  afterAll(() => recycler.close())
+  afterAll(async () => {
+    console.log('STATS', JSON.stringify(recycler.stats()))
+    await recycler.close()
+  })
 
   async function both(scenario: (make: Factory) => Promise<string[]>): Promise<void> {
     const a = await scenario(plain)
