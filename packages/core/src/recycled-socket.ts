@@ -40,8 +40,8 @@ export interface SocketHost {
   /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
   attemptFailed(pooled: PooledFd): void
   abortConnect(pooled: PooledFd): void
-  plainOpened(): void
-  plainClosed(): void
+  plainOpened(socket: RecycledSocket): void
+  plainClosed(socket: RecycledSocket): void
 }
 
 type LookupAllCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family: number) => void
@@ -115,13 +115,22 @@ export class RecycledSocket extends net.Socket {
 
   override connect(...args: unknown[]): this {
     const { options, listener } = normalizeConnectArgs(args)
+    if (this.#host.closed) {
+      // on the plain path too: a closed recycler lends nothing, not even a plain socket
+      if (listener) this.once('connect', listener)
+      setConnecting(this, true)
+      process.nextTick(() => this.destroy(new RecyclerClosedError()))
+      return this
+    }
     if (this.#plain || options.path != null || options.localAddress || options.localPort) {
       this.#plain = true
+      // counted once net has accepted the arguments (a bad port throws here, before any fd)
+      const result = listener ? super.connect(options, listener) : super.connect(options)
       if (!this.#plainCounted) {
         this.#plainCounted = true
-        this.#host.plainOpened()
+        this.#host.plainOpened(this)
       }
-      return listener ? super.connect(options, listener) : super.connect(options)
+      return result
     }
     const port = validateConnectPort(options)
     if (listener) this.once('connect', listener)
@@ -133,10 +142,6 @@ export class RecycledSocket extends net.Socket {
     setConnecting(this, true)
     self._unrefTimer()
     const host = (options.host as string | undefined) || 'localhost'
-    if (this.#host.closed) {
-      process.nextTick(() => this.destroy(new RecyclerClosedError()))
-      return this
-    }
     const family = net.isIP(host)
     if (family === 4 || family === 6) {
       this.#connectTo({ address: host, family }, port)
@@ -346,7 +351,7 @@ export class RecycledSocket extends net.Socket {
     if (this.#plain || !pooled || !self._handle) {
       if (this.#plainCounted) {
         this.#plainCounted = false
-        this.#host.plainClosed()
+        this.#host.plainClosed(this)
       }
       if (!this.#plain && this.connecting) {
         // Destroyed while we resolve the host or wait for an fd: a plain socket has its handle by

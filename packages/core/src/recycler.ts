@@ -77,7 +77,8 @@ export class SocketRecycler implements SocketHost {
   readonly #pool: FdPool | null
   readonly #active = new Set<PooledFd>()
   readonly #draining = new Map<PooledFd, DrainSocket | null>()
-  #plainActive = 0
+  /** Sockets of this recycler on the plain path (passthrough, Unix paths, local ports), open. */
+  readonly #plain = new Set<RecycledSocket>()
   #closed = false
   #closing: Promise<void> | null = null
   #onSettled: (() => void) | null = null
@@ -133,7 +134,7 @@ export class SocketRecycler implements SocketHost {
       ...this.#counters,
       idle: this.#pool?.idle() ?? 0,
       cooling: this.#pool?.cooling() ?? 0,
-      active: this.#active.size + this.#plainActive,
+      active: this.#active.size + this.#plain.size,
       draining: this.#draining.size,
     }
   }
@@ -158,8 +159,7 @@ export class SocketRecycler implements SocketHost {
   async #shutdown(): Promise<void> {
     this.#closed = true
     const pool = this.#pool
-    if (!pool) return
-    if (this.#active.size + this.#draining.size > 0 && this.options.closeTimeoutMs > 0) {
+    if (this.#active.size + this.#draining.size + this.#plain.size > 0 && this.options.closeTimeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.closeTimeoutMs)
         this.#onSettled = () => {
@@ -169,9 +169,10 @@ export class SocketRecycler implements SocketHost {
       })
     }
     this.#onSettled = null
-    for (const pooled of [...this.#active]) {
-      pooled.owner?.destroy(new RecyclerClosedError('the SocketRecycler was closed while this socket was in use (closeTimeoutMs elapsed)'))
-    }
+    const inUse = () => new RecyclerClosedError('the SocketRecycler was closed while this socket was in use (closeTimeoutMs elapsed)')
+    for (const socket of [...this.#plain]) socket.destroy(inUse())
+    if (!pool) return
+    for (const pooled of [...this.#active]) pooled.owner?.destroy(inUse())
     for (const [pooled, drain] of [...this.#draining]) {
       drain?.abandon()
       this.#draining.delete(pooled)
@@ -184,7 +185,7 @@ export class SocketRecycler implements SocketHost {
   }
 
   #settled(): void {
-    if (this.#onSettled && this.#active.size + this.#draining.size === 0) this.#onSettled()
+    if (this.#onSettled && this.#active.size + this.#draining.size + this.#plain.size === 0) this.#onSettled()
   }
 
   // ---- the pool's factory -------------------------------------------------------------------
@@ -448,15 +449,16 @@ export class SocketRecycler implements SocketHost {
     }
   }
 
-  plainOpened(): void {
+  plainOpened(socket: RecycledSocket): void {
     this.#counters.connections++
     if (this.#mode === 'passthrough') this.#counters.fdsCreated++
-    this.#plainActive++
+    this.#plain.add(socket)
   }
 
-  plainClosed(): void {
+  plainClosed(socket: RecycledSocket): void {
+    if (!this.#plain.delete(socket)) return
     if (this.#mode === 'passthrough') this.#counters.fdsClosed++
-    this.#plainActive--
+    this.#settled()
   }
 
   // ---- the release protocol ---------------------------------------------------------------------

@@ -39,3 +39,35 @@ describe('plain-socket fallback', () => {
     await recycler.close()
   })
 })
+
+describe('plain path bookkeeping', () => {
+  it('a closed passthrough recycler refuses with a typed error, as a recycling one does', async () => {
+    const recycler = new SocketRecycler({ mode: 'passthrough' })
+    await recycler.close()
+    await using srv = await tcpServer(lineEcho)
+    const s = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.on('error', resolve))
+    expect(err.code).toBe('ERR_FDRECYCLE_CLOSED')
+    expect(srv.sockets).toHaveLength(0)
+    expect(recycler.stats()).toMatchObject({ connections: 0, fdsCreated: 0, active: 0 })
+  })
+
+  it('a connect that throws synchronously on the plain path leaves no count behind', async () => {
+    const recycler = new SocketRecycler({ mode: 'passthrough' })
+    expect(() => recycler.createConnection({ host: '127.0.0.1', port: 70000 })).toThrow(RangeError)
+    expect(recycler.stats()).toMatchObject({ connections: 0, fdsCreated: 0, active: 0 })
+    await recycler.close()
+  })
+
+  it('close() bounds plain sockets in use as it does recycled ones', async () => {
+    const recycler = new SocketRecycler({ mode: 'passthrough', closeTimeoutMs: 50 })
+    await using srv = await tcpServer(lineEcho)
+    const s = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
+    await new Promise((resolve) => s.once('connect', resolve))
+    const err = new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve))
+    await recycler.close()
+    expect((await err).code).toBe('ERR_FDRECYCLE_CLOSED')
+    await settle()
+    expect(recycler.stats()).toMatchObject({ connections: 1, fdsCreated: 1, fdsClosed: 1, active: 0 })
+  })
+})

@@ -4,7 +4,10 @@ import { InvalidOptionError, SocketRecycler } from '@fdrecycle/core'
 import { RecycledAgent } from '@fdrecycle/http-adapter'
 import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
-import { fdCount, fetch, runConcurrently, settled, timeWaitCount, trackConnections, until, upstream, writeChunked } from './helpers.js'
+import {
+  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, trackConnections, until, upstream,
+  writeChunked,
+} from './helpers.js'
 
 describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
   let recycler: SocketRecycler | undefined
@@ -12,6 +15,8 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
   afterEach(async () => {
     agent?.destroy()
     await recycler?.close()
+    // close() waits for the recycled sockets in use; plain ones (with recycling off) close on their own.
+    if (recycler) await until(() => recycler!.stats().active === 0, 'the sockets to close')
     recycler = agent = undefined
   })
 
@@ -42,12 +47,16 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     expect(chunkedSeen).toBe(86)
     expect(srv.accepted).toBe(600)
     expect(stats.connections).toBe(600)
-    // maxSockets fds in use, plus those still waiting for the server's FIN or cooling in the pool's
-    // quarantine when the Agent asked for the next connection: a bound of 4x what is in flight
-    expect(stats.fdsCreated).toBeLessThanOrEqual(32)
-    expect(stats.peerClosedFirst).toBe(600)
-    expect(stats).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, recycled: 600 })
-    expect(timeWaitCount(srv.port, 'client')).toBe(0)
+    if (recyclingSupported) {
+      // maxSockets fds in use, plus those still waiting for the server's FIN or cooling in the pool's
+      // quarantine when the Agent asked for the next connection: a bound of 4x what is in flight
+      expect(stats.fdsCreated).toBeLessThanOrEqual(32)
+      expect(stats.peerClosedFirst).toBe(600)
+      expect(stats).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, recycled: 600 })
+      expect(timeWaitCount(srv.port, 'client')).toBe(0)
+    } else {
+      expect(stats).toMatchObject(passthroughStats(600))
+    }
   })
 
   it('keeps a keep-alive socket for the Agent; when the Agent drops it idle (timeout), its fd serves the next connection', async () => {
@@ -60,13 +69,16 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
       expect(srv.accepted).toBe(1)
       expect(recycler.stats()).toMatchObject({ connections: 1, active: 1 })
       // The Agent destroys the free socket when its timeout fires; the recycler drains it.
-      await until(() => recycler!.stats().idle === 1 && recycler!.stats().cooling === 0, 'the idle keep-alive socket to be dropped and recycled')
+      await settled(recycler)
+      expectRecycled(recycler.stats(), { connections: 1, idle: 1 })
       expect((await fetch(`${srv.url}/again`, agent)).body.toString()).toBe('ok /again')
       expect(srv.accepted).toBe(2)
-      expect(track.connections).toHaveLength(2)
-      expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)
-      expect(track.connections[1]!.reused).toBe(true)
-      expect(recycler.stats()).toMatchObject({ fdsCreated: 1, reusedConnections: 1 })
+      if (recyclingSupported) {
+        expect(track.connections).toHaveLength(2)
+        expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)
+        expect(track.connections[1]!.reused).toBe(true)
+      }
+      expectRecycled(recycler.stats(), { connections: 2, fdsCreated: 1, reusedConnections: 1, active: 1 })
     } finally {
       track.stop()
     }
@@ -127,13 +139,15 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
       const next = await fetch(`${srv.url}/small`, agent)
       expect(next.status).toBe(200)
       expect(next.body.equals(Buffer.alloc(1000, 'B'))).toBe(true)
-      expect(track.connections).toHaveLength(2)
-      expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)
+      if (recyclingSupported) {
+        expect(track.connections).toHaveLength(2)
+        expect(track.connections[1]!.inode).toBe(track.connections[0]!.inode)
+      }
       expect(srv.accepted).toBe(2)
       agent.destroy() // let go of the keep-alive socket
       await settled(recycler)
-      expect(recycler.stats().fdsCreated).toBe(1)
-      expect(recycler.stats().discardedBytes).toBeGreaterThan(0)
+      expectRecycled(recycler.stats(), { connections: 2, fdsCreated: 1 })
+      if (recyclingSupported) expect(recycler.stats().discardedBytes).toBeGreaterThan(0)
     } finally {
       track.stop()
     }
@@ -157,10 +171,10 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     expect((await fetch(`${srv.url}/after`, agent)).body.toString()).toBe('fine')
     agent.destroy()
     await settled(recycler)
-    expect(recycler.stats()).toMatchObject({ fdsCreated: 1, fdsClosed: 0, connections: 3 })
+    expectRecycled(recycler.stats(), { fdsCreated: 1, fdsClosed: 0, connections: 3 })
     await srv.close()
     await recycler.close()
-    expect(recycler.stats().fdsClosed).toBe(1)
+    expect(recycler.stats().fdsClosed).toBe(recyclingSupported ? 1 : 3)
     expect(fdCount()).toBe(before)
   })
 
@@ -169,10 +183,13 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     expect(() => new RecycledAgent({ recycler: {} as SocketRecycler })).toThrow(InvalidOptionError)
     expect(() => new RecycledAgent({ recycler: {} as SocketRecycler })).toThrow(/recycler/)
     expect(() => new RecycledAgent({ scheduling: 'random' as 'fifo' })).toThrow(/scheduling/)
-    recycler = new SocketRecycler()
-    agent = new RecycledAgent({ recycler })
+    // Its own recycler, not the one whose sockets afterEach waits for: with recycling off, the bad
+    // port leaves the plain connection counted as active for good (a core issue, reported), though
+    // no fd is open.
+    const own = new SocketRecycler()
+    agent = new RecycledAgent({ recycler: own })
     expect(() => http.get({ host: '127.0.0.1', port: 70_000, agent })).toThrow(RangeError)
-    await recycler.close()
+    await own.close()
     expect(fdCount()).toBe(before)
   })
 })

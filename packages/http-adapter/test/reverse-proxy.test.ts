@@ -7,7 +7,10 @@ import { parseProxyArgs, startProxy } from '../../../examples/reverse-proxy/prox
 import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
 import { servedFiles, sha256 } from './fixtures.js'
-import { fdCount, fetch, runConcurrently, settled, timeWaitCount, trackConnections, upstream, type Upstream } from './helpers.js'
+import {
+  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, trackConnections, until, upstream,
+  type Upstream,
+} from './helpers.js'
 
 const nginx = inject('nginx')
 
@@ -81,7 +84,11 @@ describe.runIf(isLinux)('reverse proxy', () => {
   })
   async function proxy(config: Record<string, unknown>): Promise<Proxy> {
     const p = (await startProxy({ host: '127.0.0.1', port: 0, ...config })) as Proxy
-    cleanup.push(() => p.close())
+    cleanup.push(async () => {
+      await p.close()
+      // close() waits for the recycled sockets in use; plain ones (with recycling off) close on their own.
+      await until(() => p.recycler.stats().active === 0, "the proxy's upstream sockets to close")
+    })
     return p
   }
   function clientAgent(maxSockets = 16): http.Agent {
@@ -110,10 +117,14 @@ describe.runIf(isLinux)('reverse proxy', () => {
     expect(stats.responses).toEqual({ '2xx': 2000 })
     expect(stats.upstreams.map((u) => u.requests)).toEqual([1000, 1000])
     expect(stats.recycler.connections).toBe(2000)
-    expect(stats.recycler.fdsCreated).toBeLessThanOrEqual(64)
-    expect(stats.recycler).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, peerClosedFirst: 2000 })
-    expect(timeWaitCount(nginx.ports.proxy, 'client')).toBe(0)
-    expect(timeWaitCount(node.port, 'client')).toBe(0)
+    if (recyclingSupported) {
+      expect(stats.recycler.fdsCreated).toBeLessThanOrEqual(64)
+      expect(stats.recycler).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, peerClosedFirst: 2000 })
+      expect(timeWaitCount(nginx.ports.proxy, 'client')).toBe(0)
+      expect(timeWaitCount(node.port, 'client')).toBe(0)
+    } else {
+      expect(stats.recycler).toMatchObject(passthroughStats(2000))
+    }
   })
 
   it('without recycling (--no-recycle) the same proxy opens one socket per upstream request', async () => {
@@ -155,7 +166,10 @@ describe.runIf(isLinux)('reverse proxy', () => {
               sendNext()
             }
           })
-          res.on('end', () => resolve({ echoed: Buffer.concat(received), te: res.headers['x-request-transfer-encoding'] as string | undefined }))
+          const done = () => resolve({ echoed: Buffer.concat(received), te: res.headers['x-request-transfer-encoding'] as string | undefined })
+          // agent: false closes the connection after the response: wait for it, so that no socket of
+          // this test is still closing when the next one counts its fds
+          res.on('end', () => (res.socket && !res.socket.destroyed ? res.socket.once('close', done) : done()))
         })
         req.on('error', reject)
         req.flushHeaders()
@@ -202,7 +216,7 @@ describe.runIf(isLinux)('reverse proxy', () => {
     const r = await fetch(`${p.url}/admin/stats`, agent)
     expect(r.headers['content-type']).toBe('application/json')
     const stats = JSON.parse(r.body.toString())
-    expect(stats).toMatchObject({ requests: 1, responses: { '2xx': 1 }, recycler: { mode: 'recycling', connections: 1 } })
+    expect(stats).toMatchObject({ requests: 1, responses: { '2xx': 1 }, recycler: { mode: recyclingSupported ? 'recycling' : 'passthrough', connections: 1 } })
     expect(stats.openFds).toBeGreaterThan(0)
   })
 
@@ -230,7 +244,7 @@ describe.runIf(isLinux)('reverse proxy', () => {
     expect(sha256(r.body)).toBe(nginx.small.sha256)
     await settled(recycler)
     expect(p.stats().clientAborts).toBe(1)
-    expect(new Set(track.connections.map((c) => c.inode)).size).toBe(1)
-    expect(recycler.stats()).toMatchObject({ fdsCreated: 1, connections: 2 })
+    if (recyclingSupported) expect(new Set(track.connections.map((c) => c.inode)).size).toBe(1)
+    expectRecycled(recycler.stats(), { fdsCreated: 1, connections: 2 })
   })
 })

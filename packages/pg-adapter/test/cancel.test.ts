@@ -3,7 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { RecycledSocket, SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
-import { cancelVia, clientTimeWaits, errorShape, pidOf, released, servers, tcpConfig, tcpSocketOf, waitForActive } from './helpers.js'
+import {
+  cancelVia, clientTimeWaits, errorShape, expectRecycled, pidOf, recyclingSupported, released, servers, tcpConfig, tcpSocketOf, waitForActive,
+} from './helpers.js'
 
 const { plain, tls } = servers()
 
@@ -45,7 +47,7 @@ describe('query cancellation', () => {
     expect((plainErr as { code?: string }).code).toBe('57014')
     expect(errorShape(recycledErr)).toEqual(errorShape(plainErr))
     await released(recycler)
-    expect(recycler.stats()).toMatchObject({ connections: 1, recycled: 1, peerClosedFirst: 1, resetsSent: 0 })
+    expectRecycled(recycler.stats(), { connections: 1, recycled: 1, peerClosedFirst: 1, resetsSent: 0 })
   })
 
   it("pg's cancel path (Client#cancel) opens its second connection through the same stream factory, recycled", async () => {
@@ -60,10 +62,13 @@ describe('query cancellation', () => {
 
     const canceller = new pg.Client({ ...tcpConfig(plain), stream })
     let cancelTuple = ''
+    let cancelStream: unknown
+    let cancelRecycled: boolean | undefined
     const con = (canceller as unknown as { connection: pg.Connection & { stream: RecycledSocket } }).connection
+    // Recorded here, checked below: an assertion thrown inside pg's listener would stop the cancel.
     con.once('connect', () => {
-      expect(con.stream).toBeInstanceOf(RecycledSocket)
-      expect(con.stream.recycled).toBe(true)
+      cancelStream = con.stream
+      cancelRecycled = con.stream.recycled
       cancelTuple = `${con.stream.localPort}->${con.stream.remotePort}`
     })
     cancelVia(canceller, client, query)
@@ -74,9 +79,11 @@ describe('query cancellation', () => {
     await client.end()
     await released(recycler)
     // The cancel connection: CancelRequest, then the server closes it (first): recycled, no TIME_WAIT.
+    expect(cancelStream).toBeInstanceOf(RecycledSocket)
+    expect(cancelRecycled).toBe(recyclingSupported)
     expect(cancelTuple).not.toBe('')
-    expect(clientTimeWaits(plain.port).has(cancelTuple)).toBe(false)
-    expect(recycler.stats()).toMatchObject({ connections: 2, recycled: 2, peerClosedFirst: 2, resetsSent: 0, fdsClosed: 0 })
+    if (recyclingSupported) expect(clientTimeWaits(plain.port).has(cancelTuple)).toBe(false)
+    expectRecycled(recycler.stats(), { connections: 2, recycled: 2, peerClosedFirst: 2, resetsSent: 0, fdsClosed: 0 })
   })
 
   it('cancels a query on a TLS connection (the CancelRequest goes in plain text, as pg does)', async () => {
@@ -95,6 +102,6 @@ describe('query cancellation', () => {
     expect(err.code).toBe('57014')
     await client.end()
     await released(recycler)
-    expect(recycler.stats()).toMatchObject({ connections: 2, recycled: 2, resetsSent: 0, fdsClosed: 0 })
+    expectRecycled(recycler.stats(), { connections: 2, recycled: 2, resetsSent: 0, fdsClosed: 0 })
   })
 })

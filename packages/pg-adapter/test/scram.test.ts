@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
-import { clientTimeWaits, errorShape, fdCount, released, saslTrace, servers, tcpConfig, tupleOf } from './helpers.js'
+import {
+  clientTimeWaits, errorShape, expectRecycled, fdCount, recyclingSupported, released, saslTrace, servers, tcpConfig, tupleOf,
+} from './helpers.js'
 
 const { plain, tls, scram } = servers()
 
@@ -24,9 +26,9 @@ describe('password authentication (SCRAM-SHA-256) over recycled sockets', () => 
       const tuple = tupleOf(client)
       await client.end()
       await released(recycler)
-      expect(clientTimeWaits(server.port).has(tuple)).toBe(false)
+      if (recyclingSupported) expect(clientTimeWaits(server.port).has(tuple)).toBe(false)
     }
-    expect(recycler.stats()).toMatchObject({ connections: 4, reusedConnections: 3, fdsCreated: 1, peerClosedFirst: 4, resetsSent: 0 })
+    expectRecycled(recycler.stats(), { connections: 4, reusedConnections: 3, fdsCreated: 1, peerClosedFirst: 4, resetsSent: 0 })
   })
 
   it('a password function (pg calls it per connection) works the same', async () => {
@@ -39,7 +41,7 @@ describe('password authentication (SCRAM-SHA-256) over recycled sockets', () => 
     await pool.end()
     expect(calls).toBe(3)
     await released(recycler)
-    expect(recycler.stats()).toMatchObject({ connections: 3, recycled: 3, peerClosedFirst: 3, fdsClosed: 0 })
+    expectRecycled(recycler.stats(), { connections: 3, recycled: 3, peerClosedFirst: 3, fdsClosed: 0 })
   })
 
   it('a wrong password fails as with pg alone (28P01); the server closes, the fd is recycled, nothing leaks', async () => {
@@ -56,7 +58,7 @@ describe('password authentication (SCRAM-SHA-256) over recycled sockets', () => 
     expect(errorShape(recycledErr)).toEqual(errorShape(plainErr))
     await released(recycler)
     // PostgreSQL closes after the FATAL error: the peer closed first, no RST.
-    expect(recycler.stats()).toMatchObject({ connections: 1, recycled: 1, peerClosedFirst: 1, resetsSent: 0, fdsClosed: 0 })
+    expectRecycled(recycler.stats(), { connections: 1, recycled: 1, peerClosedFirst: 1, resetsSent: 0, fdsClosed: 0 })
     await recycler.close()
     expect(fdCount()).toBe(baseline)
   })

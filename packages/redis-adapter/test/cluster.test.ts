@@ -10,7 +10,7 @@ import { recycledConnector } from '@fdrecycle/redis-adapter'
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest'
 import { clusterHealthy, pidOf, redisCli, startNode, stopNode, waitForAsync, type RedisNode } from '../../../test/helpers/redis.js'
 import { fdCount } from '../../../test/helpers/system.js'
-import { type ClusterClass, ended, fdsSettle, majors, newEntries, released, timeWaitTuples } from './helpers.js'
+import { type ClusterClass, ended, fdsSettle, majors, newEntries, passthroughStats, recyclingSupported, released, timeWaitTuples } from './helpers.js'
 
 const servers = inject('redis')
 const host = servers.host
@@ -124,23 +124,28 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
     vi.restoreAllMocks()
     for (const c of clusters.splice(0)) c.disconnect()
     await recycler.close()
+    // close() waits for the recycled sockets in use; plain ones (with recycling off) close on their own.
+    await released(recycler)
     expect(recycler.stats().fdsCreated).toBe(recycler.stats().fdsClosed)
     expect(await fdsSettle(baselineFds, fdCount)).toBe(baselineFds)
   })
 
-  const cycles = name === 'ioredis 6' ? 2000 : 500
+  // Four rounds in A B B A order, so that a noisy neighbour on the shared cores weighs on both.
+  // With recycling off both sides would be plain ioredis: one round through the connector checks
+  // what is left (every reply, no connection past the connector, one plain fd per connection).
+  const perRound = (name === 'ioredis 6' ? 2000 : 500) / 4
+  const rounds = recyclingSupported ? 4 : 1
+  const cycles = rounds * perRound
 
   it(`${cycles} connect/command/quit cycles: a handful of fds, no client TIME_WAIT; the same without the connector`, async () => {
     const Connector = recycledConnector(recycler)
-    // Four rounds in A B B A order, so that a noisy neighbour on the shared cores weighs on both.
-    const rounds = 4
-    const perRound = cycles / rounds
     const totals = {
       recycled: { ms: [] as number[], peakFds: 0, timeWait: 0 },
       plain: { ms: [] as number[], peakFds: 0, timeWait: 0, connections: 0 },
     }
     for (let round = 0; round < rounds; round++) {
-      for (const mode of round % 2 === 0 ? (['recycled', 'plain'] as const) : (['plain', 'recycled'] as const)) {
+      const order = round % 2 === 0 ? (['recycled', 'plain'] as const) : (['plain', 'recycled'] as const)
+      for (const mode of recyclingSupported ? order : (['recycled'] as const)) {
         const before = timeWaitTuples(ports)
         const plainBefore = calls(spies)
         const run = await churn(Cluster, perRound, 4, mode === 'recycled' ? { Connector } : {})
@@ -164,13 +169,17 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
       { mode: 'plain ioredis', cycles, connections: totals.plain.connections, 'fds created': totals.plain.connections, 'peak fds (over baseline)': totals.plain.peakFds, 'client TIME_WAIT': totals.plain.timeWait, 'ms per round': totals.plain.ms.map(Math.round).join(' ') },
     ])
     expect(stats.connections).toBeGreaterThanOrEqual(cycles * 2)
-    expect(stats.fdsCreated).toBeLessThanOrEqual(40)
-    expect(stats.resetsSent).toBe(0)
-    expect(stats.finSentFirst).toBe(0)
-    expect(stats.drainTimeouts).toBe(0)
-    expect(totals.recycled.timeWait).toBe(0)
-    // The comparison shows what the measurement sees: plain clients leave TIME_WAIT behind.
-    expect(totals.plain.timeWait).toBeGreaterThan(cycles / 2)
+    if (recyclingSupported) {
+      expect(stats.fdsCreated).toBeLessThanOrEqual(40)
+      expect(stats.resetsSent).toBe(0)
+      expect(stats.finSentFirst).toBe(0)
+      expect(stats.drainTimeouts).toBe(0)
+      expect(totals.recycled.timeWait).toBe(0)
+      // The comparison shows what the measurement sees: plain clients leave TIME_WAIT behind.
+      expect(totals.plain.timeWait).toBeGreaterThan(cycles / 2)
+    } else {
+      expect(stats).toMatchObject(passthroughStats(stats.connections))
+    }
   })
 
   it('MOVED and ASK redirections reach their target through the connector', async () => {
@@ -267,6 +276,10 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
     }
     const workers = [0, 1, 2, 3].map(worker)
     await waitForAsync(() => ok >= 200, '200 commands before the kill', 30_000)
+    // A replica that has not finished its first sync cannot take over ("disconnected from master for
+    // longer than allowed"): one restarted by an earlier test syncs only after the master's
+    // repl-diskless-sync-delay (5 s), which a quick earlier test may not leave it.
+    await waitForAsync(() => redisCli(replica.port, ['INFO', 'replication']).includes('master_link_status:up'), `replica ${replica.port} in sync`, 30_000)
     const pid = pidOf(killed)!
     process.kill(pid, 'SIGKILL')
     await waitForAsync(() => pidOf(killed) === null, `redis-server ${pid} to exit`, 10_000)
