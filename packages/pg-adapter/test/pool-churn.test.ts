@@ -111,7 +111,8 @@ describe('pg.Pool churning connections to two servers', () => {
     // Each burst had its own connections: a new backend each time.
     expect(recycled.connections).toBeGreaterThanOrEqual(2 * ROUNDS)
     expect(recycled.backendPids.size).toBe(recycled.connections)
-    expect(recycled.tuples.size).toBe(recycled.connections)
+    // (Local ports, and so 4-tuples, may repeat: the kernel reuses a port once it is free, and on
+    // loopback even one in TIME_WAIT, tcp_tw_reuse. TIME_WAIT counts attribute by tuple.)
     expect(stats.connections).toBe(recycled.connections)
     expect(fdsAfterRecycled).toBe(baseline)
     if (!plainRun) {
