@@ -17,6 +17,8 @@ export type Validity = 'ok' | 'later' | 'bad'
 const UNLIMITED = 2 ** 31 - 1
 /** At most this many not-yet-ready fds are looked at per acquire before a new one is made. */
 const MAX_LATER_PER_ACQUIRE = 2
+/** While callers wait for an fd, lingering (LAST_ACK) fds are looked at this often. */
+const LINGER_POLL_MS = 10
 
 /**
  * One generic-pool of fds per address family: an IPv6 fd cannot connect to an IPv4 address
@@ -50,6 +52,9 @@ export class FdPool {
   readonly #lingering: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
   readonly #idleSince = new WeakMap<PooledFd, number>()
   #sweepTimer: NodeJS.Timeout | null = null
+  #lingerTimer: NodeJS.Timeout | null = null
+  /** Callers waiting in acquire() (maxSockets reached): turned away at once by abortWaiters(). */
+  readonly #waiters = new Set<(err: Error) => void>()
 
   constructor(options: ResolvedRecyclerOptions, hooks: FdPoolHooks) {
     this.#options = options
@@ -140,7 +145,7 @@ export class FdPool {
     for (;;) {
       let pooled: PooledFd
       try {
-        pooled = await pool.acquire()
+        pooled = await this.#wait(pool, family)
       } catch (err) {
         if (err instanceof Error && err.name === 'TimeoutError') {
           throw new AcquireTimeoutError(this.#options.acquireTimeoutMillis, this.#options.maxSockets)
@@ -163,6 +168,82 @@ export class FdPool {
     }
   }
 
+
+  /**
+   * generic-pool's acquire, abortable by abortWaiters(). While callers wait (maxSockets reached),
+   * lingering fds are looked at every LINGER_POLL_MS: one whose last ACK has come goes to them.
+   */
+  #wait(pool: genericPool.Pool<PooledFd>, family: 4 | 6): Promise<PooledFd> {
+    if (this.#lingering[family].length > 0) this.#scheduleLingerPoll()
+    return new Promise<PooledFd>((resolve, reject) => {
+      let settled = false
+      const abort = (err: Error): void => {
+        if (settled) return
+        settled = true
+        this.#waiters.delete(abort)
+        reject(err)
+      }
+      this.#waiters.add(abort)
+      pool.acquire().then(
+        (pooled) => {
+          this.#waiters.delete(abort)
+          if (!settled) {
+            settled = true
+            resolve(pooled)
+          } else {
+            // its caller was turned away (the recycler is closing): the fd is closed, not lent
+            this.#drop(pooled)
+          }
+        },
+        (err: unknown) => {
+          this.#waiters.delete(abort)
+          if (!settled) {
+            settled = true
+            reject(err)
+          }
+        },
+      )
+    })
+  }
+
+  /** Rejects every caller waiting for an fd, at once (the recycler is closing). */
+  abortWaiters(err: Error): void {
+    for (const abort of [...this.#waiters]) abort(err)
+  }
+
+  #scheduleLingerPoll(): void {
+    if (this.#lingerTimer) return
+    this.#lingerTimer = setTimeout(this.#pollLingering, LINGER_POLL_MS)
+    this.#lingerTimer.unref()
+  }
+
+  readonly #pollLingering = (): void => {
+    this.#lingerTimer = null
+    let again = false
+    for (const family of [4, 6] as const) {
+      const pool = this.#pools[family]
+      const lingering = this.#lingering[family]
+      if (pool.pending === 0 || lingering.length === 0) continue
+      const still: PooledFd[] = []
+      for (const pooled of lingering) {
+        if (pool.pending === 0) {
+          still.push(pooled)
+          continue
+        }
+        const v = this.#hooks.validate(pooled)
+        if (v === 'later') still.push(pooled)
+        else if (v === 'bad') this.#drop(pooled)
+        else
+          pool.release(pooled).catch(() => {
+            this.#idle[pooled.family].delete(pooled)
+            this.#hooks.destroy(pooled)
+          })
+      }
+      this.#lingering[family] = still
+      if (still.length > 0 && pool.pending > 0) again = true
+    }
+    if (again) this.#scheduleLingerPoll()
+  }
 
   /** Back to idle (after the quarantine), or closed if the family already keeps maxIdle idle fds. */
   release(pooled: PooledFd): void {
@@ -260,6 +341,8 @@ export class FdPool {
   async close(): Promise<void> {
     if (this.#sweepTimer) clearTimeout(this.#sweepTimer)
     this.#sweepTimer = null
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer)
+    this.#lingerTimer = null
     // drain() marks the pools draining at once (no more creating up to minIdle), then waits for
     // every loan to end; the fds this pool holds on loan itself end theirs here.
     const drained = Object.values(this.#pools).map((pool) => pool.drain())

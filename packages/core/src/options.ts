@@ -140,6 +140,16 @@ const CHECKS: Record<keyof RecyclerOptions, Check> = {
 }
 
 /**
+ * A release option set for one socket (`recycler.createConnection({ host, port, finDelayMs: 0 })`),
+ * checked as the recycler's own: a wrong value throws ERR_FDRECYCLE_INVALID_OPTION naming it.
+ */
+export function socketFinDelay(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  CHECKS.finDelayMs('finDelayMs', value)
+  return value as number
+}
+
+/**
  * Validates every option at construction: unknown keys are rejected, nothing is coerced.
  * `undefined` means "use the default".
  */

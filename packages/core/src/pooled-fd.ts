@@ -34,6 +34,8 @@ export class PooledFd {
   owner: net.Socket | null = null
   /** libuv has a connect request in flight for this handle (set by the connect hook below). */
   connectPending = false
+  /** How long this tenant's FIN is withheld (the socket's finDelayMs, else the recycler's). */
+  finDelayMs = 0
   /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
   timer: NodeJS.Timeout | null = null
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */

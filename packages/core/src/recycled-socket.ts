@@ -6,6 +6,7 @@ import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
 import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
+import { socketFinDelay } from './options.js'
 
 /** What a socket reports to its recycler when its user lets go of it. */
 export interface TenantExit {
@@ -101,12 +102,25 @@ export class RecycledSocket extends net.Socket {
     this.#plain = !host.recycling
     if (options) {
       if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
+      this.finDelayMs = socketFinDelay(options.finDelayMs)
       if (options.noDelay) this.#wanted |= Dirty.NODELAY
-      if (options.keepAlive) this.#wanted |= Dirty.KEEPALIVE
       if (options.typeOfService !== undefined) this.#wanted |= Dirty.TOS
       this.#dirty = this.#wanted
+      if (options.keepAlive) {
+        this.#dirty |= Dirty.KEEPALIVE
+        // Node applies keepAlive with uv_tcp_keepalive(on, delay), which sets TCP_KEEPIDLE (and,
+        // in libuv >= 1.46, KEEPINTVL and KEEPCNT) only for a delay of a second or more: with
+        // less, the last tenant's values would stay, so they are reset first.
+        if (Math.trunc(Number(options.keepAliveInitialDelay ?? 0) / 1000) >= 1) this.#wanted |= Dirty.KEEPALIVE
+      }
     }
   }
+
+  /**
+   * This socket's own finDelayMs (`createConnection({ ..., finDelayMs: 0 })` for a protocol whose
+   * peer answers only after our EOF); undefined: the recycler's.
+   */
+  readonly finDelayMs: number | undefined
 
   /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */
   get recycled(): boolean {
@@ -214,6 +228,12 @@ export class RecycledSocket extends net.Socket {
       (pooled) => {
         if (serial !== this.#serial || !this.connecting || this.destroyed || this.#pooled) {
           this.#host.giveBack(pooled)
+          return
+        }
+        if (this.#host.closed) {
+          // the recycler closed while this connect waited: the fd is closed, the connect fails
+          this.#host.giveBack(pooled)
+          this.destroy(new RecyclerClosedError())
           return
         }
         this.#attach(pooled, destination, port)

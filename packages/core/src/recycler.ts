@@ -159,6 +159,8 @@ export class SocketRecycler implements SocketHost {
   async #shutdown(): Promise<void> {
     this.#closed = true
     const pool = this.#pool
+    // Connects still waiting for an fd (maxSockets reached) fail now, not once one frees up.
+    pool?.abortWaiters(new RecyclerClosedError())
     if (this.#active.size + this.#draining.size + this.#plain.size > 0 && this.options.closeTimeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.closeTimeoutMs)
@@ -280,6 +282,7 @@ export class SocketRecycler implements SocketHost {
   }
 
   checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean {
+    pooled.finDelayMs = socket.finDelayMs ?? this.options.finDelayMs
     // Options the last tenant changed are reset here rather than at its release, and only those
     // this tenant does not set again itself: node:http's Agent asks for NODELAY and KEEPALIVE on
     // every socket, and resetting them in between would cost five setsockopt calls per connection.
@@ -310,12 +313,12 @@ export class SocketRecycler implements SocketHost {
       this.#counters.peerClosedFirst++
       this.#sendFin(pooled, 'finished', 'tenant ended after the peer closed')
     } else if (pooled.state === 'open') {
-      if (this.options.finDelayMs === 0) {
+      if (pooled.finDelayMs === 0) {
         this.#counters.finSentFirst++
         this.#sendFin(pooled, 'fin-sent', 'tenant ended (finDelayMs 0)')
       } else {
         pooled.setState('awaiting-eof', 'tenant ended; FIN withheld for the peer')
-        this.#startTimer(pooled, this.options.finDelayMs)
+        this.#startTimer(pooled, pooled.finDelayMs)
       }
     }
   }
@@ -494,12 +497,12 @@ export class SocketRecycler implements SocketHost {
     if (pooled.state === 'fin-sent') {
       this.#startTimer(pooled, this.options.drainTimeoutMs)
     } else if (pooled.state === 'awaiting-eof') {
-      if (this.options.finDelayMs === 0) {
+      if (pooled.finDelayMs === 0) {
         this.#counters.finSentFirst++
         this.#sendFin(pooled, 'fin-sent', 'tenant left (finDelayMs 0)')
         this.#startTimer(pooled, this.options.drainTimeoutMs)
       } else {
-        this.#startTimer(pooled, this.options.finDelayMs)
+        this.#startTimer(pooled, pooled.finDelayMs)
       }
     }
   }
