@@ -116,11 +116,21 @@ export class RecycledSocket extends net.Socket {
     }
   }
 
+  #finDelayMs: number | undefined
+
   /**
    * This socket's own finDelayMs (`createConnection({ ..., finDelayMs: 0 })` for a protocol whose
-   * peer answers only after our EOF); undefined: the recycler's.
+   * peer answers only after our EOF); undefined: the recycler's. Set before `end()`, it applies to
+   * the current connection (an adapter shortens it after sending a goodbye the peer may not get to).
    */
-  readonly finDelayMs: number | undefined
+  get finDelayMs(): number | undefined {
+    return this.#finDelayMs
+  }
+
+  set finDelayMs(value: number | undefined) {
+    this.#finDelayMs = socketFinDelay(value)
+    if (this.#finDelayMs !== undefined && this.#pooled) this.#pooled.finDelayMs = this.#finDelayMs
+  }
 
   /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */
   get recycled(): boolean {

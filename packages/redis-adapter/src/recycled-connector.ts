@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import tls from 'node:tls'
-import { InvalidArgumentError, defaultRecycler, type SocketRecycler } from '@fdrecycle/core'
+import { InvalidArgumentError, InvalidOptionError, defaultRecycler, type SocketRecycler } from '@fdrecycle/core'
 import type { RedisOptions } from 'ioredis'
 import { sayQuit, watchForQuit } from './quit-goodbye.js'
 
@@ -24,6 +24,20 @@ export type RedisStream = net.Socket | tls.TLSSocket
 
 /** The `Connector` option's type in the ioredis that resolves here (5 or 6: the same contract). */
 export type RedisConnectorConstructor = NonNullable<RedisOptions['Connector']>
+
+/** Options of recycledConnector(). */
+export interface RecycledConnectorOptions {
+  /**
+   * After disconnect() sends QUIT, how long our FIN waits for Redis to close first (the recycler's
+   * `finDelayMs` caps it). Redis answers QUIT within a round trip, unless a blocking command
+   * (BLPOP, XREAD BLOCK, WAIT) holds the connection: then our FIN goes after this long, and Redis
+   * drops the blocked client as it does for a plain `disconnect()`.
+   * @default 250
+   */
+  quitTimeoutMs?: number
+}
+
+const DEFAULT_QUIT_TIMEOUT_MS = 250
 
 /** ioredis's CONNECTION_CLOSED_ERROR_MSG, which its own connector rejects with. */
 const CONNECTION_CLOSED = 'Connection is closed.'
@@ -49,12 +63,16 @@ export class RecycledConnector {
   protected stream?: RedisStream
   readonly #options: ConnectorOptions
   readonly #recycler: SocketRecycler
+  readonly #quitTimeoutMs: number
+  /** The recycled socket under the current stream (the stream itself, or under its TLS). */
+  #socket?: net.Socket
   /** Whether the app's own QUIT went out on the current stream (then Redis closes by itself). */
   #quitSent: () => boolean = never
 
-  constructor(options: ConnectorOptions, recycler?: SocketRecycler) {
+  constructor(options: ConnectorOptions, recycler?: SocketRecycler, connectorOptions?: RecycledConnectorOptions) {
     this.#options = options
     this.#recycler = recycler ?? defaultRecycler()
+    this.#quitTimeoutMs = connectorOptions?.quitTimeoutMs ?? DEFAULT_QUIT_TIMEOUT_MS
   }
 
   /** Sentinel's role check; a standalone or cluster node is always the right one. */
@@ -103,7 +121,13 @@ export class RecycledConnector {
     if (!stream) return
     const timeout = setTimeout(() => stream.destroy(), this.#options.disconnectTimeout)
     stream.on('close', () => clearTimeout(timeout))
-    if (this.#recycles() && stream.writable && !stream.readableEnded && !this.#quitSent()) sayQuit(stream)
+    if (this.#recycles() && stream.writable && !stream.readableEnded && !this.#quitSent()) {
+      sayQuit(stream)
+      // A blocked connection answers QUIT only after its blocking command: ours must not wait the
+      // recycler's whole finDelayMs for it.
+      const socket = this.#socket as (net.Socket & { finDelayMs?: number }) | undefined
+      if (socket && 'finDelayMs' in socket) socket.finDelayMs = Math.min(this.#quitTimeoutMs, this.#recycler.options.finDelayMs)
+    }
     stream.end()
   }
 
@@ -125,6 +149,7 @@ export class RecycledConnector {
     }
     if (tlsOption) Object.assign(options, tlsOption)
     const socket = this.#recycler.createConnection(options as unknown as net.NetConnectOpts)
+    this.#socket = socket
     if (!tlsOption) return socket
     // A TLS socket made over a socket that has no handle yet (ours gets its fd asynchronously)
     // talks to it through a JS stream: its end() goes through the recycled socket's end().
@@ -143,13 +168,24 @@ export class RecycledConnector {
  * @param recycler - where the fds come from; defaults to the process's `defaultRecycler()`
  *   (looked up for each Redis instance, so a closed default is replaced).
  */
-export function recycledConnector(recycler?: SocketRecycler): RedisConnectorConstructor {
+export function recycledConnector(recycler?: SocketRecycler, connectorOptions?: RecycledConnectorOptions): RedisConnectorConstructor {
   if (recycler !== undefined && !isRecycler(recycler)) {
     throw new InvalidArgumentError('recycledConnector(recycler): expected a SocketRecycler from @fdrecycle/core or undefined')
   }
+  if (connectorOptions !== undefined) {
+    if (typeof connectorOptions !== 'object' || connectorOptions === null) {
+      throw new InvalidOptionError('options', 'recycledConnector(recycler, options): expected an object')
+    }
+    for (const [key, value] of Object.entries(connectorOptions)) {
+      if (key !== 'quitTimeoutMs') throw new InvalidOptionError(key, 'unknown option; the known option is quitTimeoutMs')
+      if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1)) {
+        throw new InvalidOptionError(key, `expected an integer from 0 to ${2 ** 31 - 1}, received ${String(value)}`)
+      }
+    }
+  }
   class Connector extends RecycledConnector {
     constructor(options: ConnectorOptions) {
-      super(options, recycler)
+      super(options, recycler, connectorOptions)
     }
   }
   // ioredis types `Connector` as a subclass of its AbstractConnector (nominal: it has a private

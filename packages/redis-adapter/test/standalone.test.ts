@@ -157,28 +157,35 @@ describe.each(majors)('$name, standalone', ({ Redis }) => {
     expect(recycler.stats().resetsSent).toBe(0)
   })
 
-  it('disconnect() during a blocking command: QUIT waits behind it, our FIN goes after finDelayMs; the same outcome', async () => {
-    // Redis reads nothing from a client blocked in BLPOP: the QUIT is not answered, the recycler
-    // sends our FIN after finDelayMs, and Redis closes then (a plain client's FIN goes at once).
-    const quick = new SocketRecycler({ finDelayMs: 50 })
+  it('disconnect() during a blocking command: our FIN follows the QUIT after quitTimeoutMs, not finDelayMs; the same outcome', async () => {
+    // Redis answers nothing while a client is blocked in BLPOP: the QUIT waits behind it. The
+    // connector shortens this socket's finDelayMs to quitTimeoutMs; our FIN then goes, and Redis
+    // drops the blocked client with what is queued behind it, as for a plain client's FIN. The
+    // recycler's own finDelayMs is far past the test's timeout: only the connector's can pass.
+    const slow = new SocketRecycler({ finDelayMs: 600_000 })
+    const admin = client({}, false)
     try {
       const run = async (recycled: boolean): Promise<unknown[]> => {
-        const r = client(recycled ? { Connector: recycledConnector(quick) } : {}, false)
+        const r = client(recycled ? { Connector: recycledConnector(slow, { quitTimeoutMs: 100 }) } : {}, false)
         const log = trace(r)
         await r.ping()
+        const key = `standalone:queued:${Math.random()}`
         const blocked = r.blpop(`standalone:empty:${Math.random()}`, 0).then(String, (err: Error) => `rejected: ${err.message}`)
+        const queued = r.incr(key).then(String, (err: Error) => `rejected: ${err.message}`)
         r.disconnect()
-        const outcome = await blocked
+        const outcome = [await blocked, await queued]
         await ended(r)
-        return [outcome, log]
+        // the command queued behind the blocking one never ran on the server
+        return [outcome, await admin.get(key), log]
       }
       const plain = await run(false)
-      expect(plain[0]).toBe('rejected: Connection is closed.')
+      expect(plain[0]).toEqual(['rejected: Connection is closed.', 'rejected: Connection is closed.'])
+      expect(plain[1]).toBeNull()
       expect(await run(true)).toEqual(plain)
-      await released(quick)
-      expectRecycled(quick.stats(), { connections: 1, finSentFirst: 1, resetsSent: 0 })
+      await released(slow)
+      expectRecycled(slow.stats(), { connections: 1, finSentFirst: 1, resetsSent: 0 })
     } finally {
-      await quick.close()
+      await slow.close()
     }
   })
 
@@ -324,6 +331,9 @@ describe.each(majors)('$name, standalone', ({ Redis }) => {
   it('rejects a recycler that is not one', () => {
     expect(() => recycledConnector({} as SocketRecycler)).toThrow(InvalidArgumentError)
     expect(() => recycledConnector('recycler' as unknown as SocketRecycler)).toThrow(/expected a SocketRecycler/)
+    for (const bad of [{ quitTimeoutMs: -1 }, { quitTimeoutMs: '5' }, { quitTimout: 5 }]) {
+      expect(() => recycledConnector(recycler, bad as never)).toThrow(expect.objectContaining({ code: 'ERR_FDRECYCLE_INVALID_OPTION' }))
+    }
   })
 
   it('reports a closed recycler as a connection error', async () => {
