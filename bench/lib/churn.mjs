@@ -47,6 +47,8 @@ export async function churnAB({ kind, rounds, n, inFlight, target, timeWaitTarge
       arms[name] = {
         perSecond: field(list, 'perSecond'),
         cpuPerConnUs: field(list, 'cpuPerConnUs'),
+        userPerConnUs: field(list, (r) => r.cpuUserUs / r.n),
+        sysPerConnUs: field(list, (r) => r.cpuSysUs / r.n),
         p50Us: field(list, (r) => r.latencyUs.p50),
         p99Us: field(list, (r) => r.latencyUs.p99),
         serverCpu: field(list, 'serverCpu'),
@@ -102,6 +104,7 @@ export function churnDetails(res) {
     '|---|---:|---:|',
     `| connections/s (median) | ${f(a.plain.perSecond, 0)} | ${f(a.recycled.perSecond, 0)} |`,
     `| client CPU per connection, µs | ${f(a.plain.cpuPerConnUs)} | ${f(a.recycled.cpuPerConnUs)} |`,
+    `| of which user / kernel, µs | ${f(a.plain.userPerConnUs)} / ${f(a.plain.sysPerConnUs)} | ${f(a.recycled.userPerConnUs)} / ${f(a.recycled.sysPerConnUs)} |`,
     `| latency p50 / p99, ms | ${(a.plain.p50Us.median / 1000).toFixed(2)} / ${(a.plain.p99Us.median / 1000).toFixed(2)} | ${(a.recycled.p50Us.median / 1000).toFixed(2)} / ${(a.recycled.p99Us.median / 1000).toFixed(2)} |`,
     `| server CPU (share of one core) | ${a.plain.serverCpu.median === null ? 'n/a' : `${Math.round(a.plain.serverCpu.median * 100)}%`} | ${a.recycled.serverCpu.median === null ? 'n/a' : `${Math.round(a.recycled.serverCpu.median * 100)}%`} |`,
     `| client max RSS, MB / open fds after a batch | ${f(a.plain.maxRssMB, 0)} / ${f(a.plain.fds, 0)} | ${f(a.recycled.maxRssMB, 0)} / ${f(a.recycled.fds, 0)} |`,
@@ -124,7 +127,8 @@ export function churnNotes(what, res, throughputTarget) {
   const cpuP = a.plain.cpuPerConnUs.median
   const cpuR = a.recycled.cpuPerConnUs.median
   const srv = a.plain.serverCpu.median
-  const cpu = `client CPU per connection ${cpuP?.toFixed(0)} µs plain, ${cpuR?.toFixed(0)} µs recycled (${cpuR > cpuP ? '+' : ''}${(((cpuR - cpuP) / cpuP) * 100).toFixed(0)}%)` +
+  const split = (arm) => `${a[arm].userPerConnUs.median?.toFixed(0)} user + ${a[arm].sysPerConnUs.median?.toFixed(0)} kernel`
+  const cpu = `client CPU per connection ${cpuP?.toFixed(0)} µs plain (${split('plain')}), ${cpuR?.toFixed(0)} µs recycled (${split('recycled')}; ${cpuR > cpuP ? '+' : ''}${(((cpuR - cpuP) / cpuP) * 100).toFixed(0)}%)` +
     (srv === null ? '' : `; the server used ${Math.round(srv * 100)}% of a core during plain batches`)
   if (throughputTarget.met === false) {
     const straddle = r.max >= 1 ? `per-round ratios ${r.min}–${r.max} straddle parity` : `below parity in every round (${r.min}–${r.max})`
