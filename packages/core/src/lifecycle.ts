@@ -47,6 +47,13 @@ export const TRANSITIONS: Readonly<Record<FdState, readonly FdState[]>> = Object
 
 export const IDLE_STATES: ReadonlySet<FdState> = new Set(['fresh', 'idle', 'parked'])
 
+const STATES = Object.keys(TRANSITIONS) as FdState[]
+const BIT = Object.fromEntries(STATES.map((state, i) => [state, 1 << i])) as Record<FdState, number>
+/** TRANSITIONS as bit masks: checked on every state change, several per connection. */
+const ALLOWED = Object.fromEntries(
+  STATES.map((from) => [from, TRANSITIONS[from].reduce((mask, to) => mask | BIT[to], 0)]),
+) as Record<FdState, number>
+
 export function canTransition(from: FdState, to: FdState): boolean {
-  return TRANSITIONS[from].includes(to)
+  return (ALLOWED[from] & BIT[to]) !== 0
 }

@@ -19,7 +19,7 @@ const kPooledFd = Symbol('fdrecycle.pooledFd')
 
 /**
  * One fd owned by a SocketRecycler, with the libuv handle around it. Exactly one owner at a time:
- * the pool (idle states), a tenant socket, or the drain (a DrainSocket adopted after the tenant
+ * the pool (idle states), a tenant socket, or the drain (a ReadDrain or DrainSocket adopted after the tenant
  * left). Only the recycler closes it, through `markClosed()` after `handle.close()`.
  */
 export class PooledFd {
@@ -30,8 +30,8 @@ export class PooledFd {
   /** Connections this fd has served (counts connect attempts that reached the kernel). */
   uses = 0
   dirty = 0
-  /** The socket that currently receives the handle's callbacks (a tenant or a DrainSocket). */
-  owner: net.Socket | null = null
+  /** What receives the handle's callbacks now: a tenant socket, a ReadDrain or a DrainSocket. */
+  owner: { destroy(error?: Error): unknown } | null = null
   /** libuv has a connect request in flight for this handle (set by the connect hook below). */
   connectPending = false
   /** How long this tenant's FIN is withheld (the socket's finDelayMs, else the recycler's). */

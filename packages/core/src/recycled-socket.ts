@@ -414,7 +414,7 @@ export class RecycledSocket extends net.Socket {
       // The common early leave (node:http ends and destroys a `Connection: close` socket before the
       // server's FIN is read): the drain takes the handle over at once, still reading, so that
       // neither the EOF nor an epoll registration is lost in between.
-      detachHandle(this, true)
+      detachHandle(this, true, false)
       pooled.owner = null
       this.#pooled = null
       this.#host.tenantLeftDraining(pooled, exit)
@@ -422,7 +422,7 @@ export class RecycledSocket extends net.Socket {
       setImmediate(() => this.emit('close', false))
       return
     }
-    detachHandle(this)
+    detachHandle(this, false, tls)
     pooled.owner = null
     this.#pooled = null
     if (connectInFlight) {

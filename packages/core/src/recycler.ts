@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
-import { DrainSocket, type DrainOutcome } from './drain-socket.js'
+import { startDrain, type Drain, type DrainOutcome } from './drain-socket.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { FdPool, type Validity } from './fd-pool.js'
 import {
@@ -76,7 +76,7 @@ export class SocketRecycler implements SocketHost {
   readonly #mode: 'recycling' | 'passthrough'
   readonly #pool: FdPool | null
   readonly #active = new Set<PooledFd>()
-  readonly #draining = new Map<PooledFd, DrainSocket | null>()
+  readonly #draining = new Map<PooledFd, Drain | null>()
   /** Sockets of this recycler on the plain path (passthrough, Unix paths, local ports), open. */
   readonly #plain = new Set<RecycledSocket>()
   #closed = false
@@ -357,7 +357,8 @@ export class SocketRecycler implements SocketHost {
       pooled.dirty |= Dirty.NODELAY | Dirty.KEEPALIVE | Dirty.TOS | Dirty.LINGER
       if (!this.#rehandle(pooled)) return
     }
-    if (!resetReading(pooled.handle)) return this.#close(pooled, 'handle.reading left non-configurable')
+    // (a TLS tenant's handle was replaced just above; the tenant reset a plain one's flag itself)
+    if (exit.tls && !resetReading(pooled.handle)) return this.#close(pooled, 'handle.reading left non-configurable')
     // A write still queued in libuv would go out on the next connection: never reuse such a handle.
     if (pooled.handle.writeQueueSize > 0) return this.#close(pooled, 'writes still queued in libuv at destroy')
     if (pooled.state === 'connecting') return this.#settleConnect(pooled, exit.connectInFlight)
@@ -479,7 +480,7 @@ export class SocketRecycler implements SocketHost {
         this.#releaseFailed(pooled, err)
         return this.#close(pooled, 'dissolve of an aborted connect failed')
       }
-      const drain = new DrainSocket(pooled, true, this.#onDrainReport)
+      const drain = startDrain(pooled, true, this.#onDrainReport)
       this.#draining.set(pooled, drain)
       pooled.handle.unref()
       return
@@ -490,7 +491,7 @@ export class SocketRecycler implements SocketHost {
   }
 
   #drain(pooled: PooledFd): void {
-    const drain = new DrainSocket(pooled, false, this.#onDrainReport)
+    const drain = startDrain(pooled, false, this.#onDrainReport)
     this.#draining.set(pooled, drain)
     pooled.handle.unref()
     if (pooled.timer) return
@@ -507,7 +508,7 @@ export class SocketRecycler implements SocketHost {
     }
   }
 
-  readonly #onDrainReport = (drain: DrainSocket, outcome: DrainOutcome): void => {
+  readonly #onDrainReport = (drain: Drain, outcome: DrainOutcome): void => {
     const pooled = drain.pooled
     this.#draining.delete(pooled)
     this.#counters.discardedBytes += drain.discardedBytes

@@ -47,6 +47,11 @@ export interface NodeInternals {
   readonly onStreamRead: unknown
   /** socket[kTimeout]: the setTimeout() timer, cleared on destroy as net's _destroy does */
   readonly timeoutSymbol: symbol
+  /**
+   * net.Socket.prototype[kUpdateTimer], which onStreamRead calls on the handle's owner first; a
+   * ReadDrain (drain-socket.ts) answers it. Undefined where Node has none: drains are sockets then.
+   */
+  readonly updateTimerSymbol: symbol | undefined
 }
 
 let internals: NodeInternals | undefined
@@ -93,6 +98,7 @@ export function nodeInternals(): NodeInternals {
       ownerSymbol: ownerSymbol!,
       asyncIdSymbol: asyncIdSymbol!,
       timeoutSymbol: timeoutSymbol!,
+      updateTimerSymbol: findSymbol(net.Socket.prototype, 'kUpdateTimer'),
       onStreamRead,
     })
     return internals
@@ -129,7 +135,9 @@ export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncCon
   if (resetAsyncContext) handle.asyncReset(new RecycledHandleResource(handle.getProviderType(), handle))
   handle[i.ownerSymbol] = socket
   handle.onread = i.onStreamRead
-  resetReading(handle)
+  // A lent handle never carries a TLS tenant's `reading` accessor (that handle was replaced at
+  // release, see recycler.ts): a plain store is enough.
+  handle.reading = false
   s._handle = handle
   s[i.asyncIdSymbol] = handle.getAsyncId()
   s._sockname = null
@@ -140,14 +148,15 @@ export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncCon
  * Takes the handle back from `socket` without closing it: callbacks cut and, unless it goes
  * straight to a new owner that reads on (`keepReading`), reading stopped.
  */
-export function detachHandle(socket: net.Socket, keepReading = false): TcpHandle | null {
+export function detachHandle(socket: net.Socket, keepReading = false, tlsWrapped = true): TcpHandle | null {
   const s = socket as unknown as SocketInternals
   const handle = s._handle
   if (!handle) return null
   // A handle that goes on reading keeps its epoll registration as it is: no epoll_ctl at all.
   if (!keepReading) handle.readStop()
   // readStop() does not clear the JS flag; a stale `true` would keep the next tenant from reading.
-  resetReading(handle)
+  if (tlsWrapped) resetReading(handle)
+  else handle.reading = false
   handle.onread = noop
   s._handle = null
   s._sockname = null
