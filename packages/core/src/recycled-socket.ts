@@ -102,7 +102,7 @@ export class RecycledSocket extends net.Socket {
     this.#plain = !host.recycling
     if (options) {
       if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
-      this.finDelayMs = socketFinDelay(options.finDelayMs)
+      this.finDelayMs = options.finDelayMs as number | undefined // validated by the setter
       if (options.noDelay) this.#wanted |= Dirty.NODELAY
       if (options.typeOfService !== undefined) this.#wanted |= Dirty.TOS
       this.#dirty = this.#wanted
