@@ -10,7 +10,7 @@ import { recycledConnector } from '@fdrecycle/redis-adapter'
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest'
 import { clusterHealthy, pidOf, redisCli, startNode, stopNode, waitForAsync, type RedisNode } from '../../../test/helpers/redis.js'
 import { fdCount } from '../../../test/helpers/system.js'
-import { type ClusterClass, ended, fdsSettle, majors, newEntries, passthroughStats, recyclingSupported, released, timeWaitTuples } from './helpers.js'
+import { type ClusterClass, PATIENT, ended, fdsSettle, majors, newEntries, passthroughStats, recyclingSupported, released, timeWaitTuples } from './helpers.js'
 
 const servers = inject('redis')
 const host = servers.host
@@ -115,7 +115,8 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   beforeEach(async () => {
     await healthy()
     baselineFds = fdCount()
-    // The tests check who closes first; a generous finDelayMs keeps a loaded machine from deciding it.
+    // The tests check who closes first; a generous finDelayMs (and quitTimeoutMs, PATIENT) keeps a
+    // loaded machine from deciding it.
     recycler = new SocketRecycler({ finDelayMs: 5000 })
     spies = spyPlainConnects()
   })
@@ -138,7 +139,7 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   const cycles = rounds * perRound
 
   it(`${cycles} connect/command/quit cycles: a handful of fds, no client TIME_WAIT; the same without the connector`, async () => {
-    const Connector = recycledConnector(recycler)
+    const Connector = recycledConnector(recycler, PATIENT)
     const totals = {
       recycled: { ms: [] as number[], peakFds: 0, timeWait: 0 },
       plain: { ms: [] as number[], peakFds: 0, timeWait: 0, connections: 0 },
@@ -183,7 +184,7 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   })
 
   it('MOVED and ASK redirections reach their target through the connector', async () => {
-    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler) } })
+    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler, PATIENT) } })
     clusters.push(cluster)
     const tag = `{redirect-${name.replace(/\W/g, '')}-${Date.now()}}`
     const key = `${tag}:a`
@@ -228,7 +229,7 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   })
 
   it('a master restarted: the client reconnects to it through the connector', async () => {
-    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler) } })
+    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler, PATIENT) } })
     clusters.push(cluster)
     cluster.on('error', () => {})
     const key = `restart:{${name}}`
@@ -249,7 +250,7 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   })
 
   it('a master killed mid-run: its replica takes over, commands recover, nothing leaks', async () => {
-    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler) } })
+    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler, PATIENT) } })
     clusters.push(cluster)
     cluster.on('error', () => {})
     const keys = Array.from({ length: 64 }, (_, i) => `chaos:${i}`)
@@ -315,7 +316,7 @@ describe.each(majors)('$name, Redis Cluster', ({ name, Cluster }) => {
   })
 
   it('documents an ioredis limit: the Cluster pub/sub subscriber connection ignores redisOptions.Connector', async () => {
-    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler) } })
+    const cluster = new Cluster(startupNodes, { redisOptions: { Connector: recycledConnector(recycler, PATIENT) } })
     clusters.push(cluster)
     await cluster.subscribe('cluster:chan')
     // ClusterSubscriber builds its Redis from host/port/tls only (ioredis 5 and 6).

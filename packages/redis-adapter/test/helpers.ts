@@ -140,3 +140,9 @@ export async function fdsSettle(baseline: number, count: () => number, timeoutMs
   while (count() !== baseline && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
   return count()
 }
+
+/**
+ * recycledConnector options for tests that check who closes first: disconnect()'s QUIT gets as long
+ * as the tests' recycler's finDelayMs (5000), so that a loaded machine cannot decide it.
+ */
+export const PATIENT = { quitTimeoutMs: 5000 } as const

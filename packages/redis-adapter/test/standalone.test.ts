@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
 import { blackholeListener } from '../../../test/helpers/blackhole.js'
 import { fdCount } from '../../../test/helpers/system.js'
 import {
-  closedPort, ended, expectRecycled, fdsSettle, majors, median, newEntries, type RedisClient, recyclingSupported, released, settle,
+  PATIENT, closedPort, ended, expectRecycled, fdsSettle, majors, median, newEntries, type RedisClient, recyclingSupported, released, settle,
   streamOf, timeWaitTuples, trace,
 } from './helpers.js'
 
@@ -21,7 +21,7 @@ describe.each(majors)('$name, standalone', ({ Redis }) => {
   let baselineFds: number
   const clients: RedisClient[] = []
   const client = (options: Record<string, unknown> = {}, recycled = true): RedisClient => {
-    const c = new Redis({ host, port, ...(recycled ? { Connector: recycledConnector(recycler) } : {}), ...options })
+    const c = new Redis({ host, port, ...(recycled ? { Connector: recycledConnector(recycler, PATIENT) } : {}), ...options })
     clients.push(c)
     return c
   }

@@ -67,7 +67,8 @@ describe.each(majors)('$name, TLS', ({ Redis }) => {
       const before = timeWaitTuples([port])
       const errors: Error[] = []
       for (let i = 0; i < 20; i++) {
-        const r = track(new Redis({ host, port, tls: { ca }, Connector: recycledConnector(patient) }))
+        // quitTimeoutMs as patient: disconnect()'s QUIT answer must not race a 250 ms timer either
+        const r = track(new Redis({ host, port, tls: { ca }, Connector: recycledConnector(patient, { quitTimeoutMs: 5000 }) }))
         r.on('error', (err: Error) => errors.push(err))
         expect(await r.incr('tls:n')).toBeGreaterThan(0)
         if (i % 2 === 0) await r.quit()
