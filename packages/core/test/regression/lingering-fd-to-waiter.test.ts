@@ -25,13 +25,13 @@ describe('regression: a lingering fd goes to a connect waiting for one', () => {
     const waiting = pool.acquire(4)
     let got: PooledFd | undefined
     void waiting.then((p) => (got = p))
+    // several polls (every 10 ms) find it still in LAST_ACK: it is not lent
     await new Promise((resolve) => setTimeout(resolve, 30))
     expect(got).toBeUndefined()
     ready = true // the last ACK came
-    const t0 = Date.now()
+    // (without the fix this rejects with ERR_FDRECYCLE_ACQUIRE_TIMEOUT after acquireTimeoutMillis)
     const second = await waiting
     expect(second).toBe(first)
-    expect(Date.now() - t0).toBeLessThan(2500) // well inside acquireTimeoutMillis (5000)
     expect(created).toBe(1)
     expect(destroyed).toEqual([])
     pool.destroy(second)
