@@ -9,38 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import { isRecyclingSupported, type RecyclerStats, type SocketRecycler } from '@fdrecycle/core'
-import { expect } from 'vitest'
+import type { SocketRecycler } from '@fdrecycle/core'
 import { fdOf, socketInode } from '../../../test/helpers/system.js'
 import { ensureDebianPackages } from '../../../scripts/system-deps.mjs'
 
-/**
- * Whether this run recycles. `npm test` runs the adapters' suites twice: as they are, and with
- * FDRECYCLE_DISABLE=1, where every recycler of mode 'auto' hands out plain sockets (mode
- * 'passthrough'). Facts about recycling itself (reuse, inodes, TIME_WAIT avoided, drained bytes,
- * the release protocol's counters) are asserted only when this is true; run-mode.test.ts checks
- * that it is true unless FDRECYCLE_DISABLE=1 forced it off.
- */
-export const recyclingSupported = isRecyclingSupported()
-
-/** What a passthrough recycler reports after `connections` plain connections, `open` of them still open. */
-export function passthroughStats(connections: number, open = 0): Partial<RecyclerStats> {
-  return {
-    mode: 'passthrough', connections, fdsCreated: connections, fdsClosed: connections - open, active: open,
-    reusedConnections: 0, recycled: 0, resetsSent: 0, drainTimeouts: 0, peerClosedFirst: 0, finSentFirst: 0,
-    discardedBytes: 0, idle: 0, cooling: 0, draining: 0,
-  }
-}
-
-/**
- * A recycler's counters after `expected.connections` connections. Recycling: `expected` (what the
- * release protocol did). Passthrough: the plain-socket facts instead, one fd per connection,
- * closed with it (`expected.active` still open), nothing reused, pooled or drained.
- */
-export function expectRecycled(stats: RecyclerStats, expected: Partial<RecyclerStats> & { connections: number }): void {
-  if (recyclingSupported) expect(stats).toMatchObject({ mode: 'recycling', ...expected })
-  else expect(stats).toMatchObject(passthroughStats(expected.connections, expected.active ?? 0))
-}
+// Run-mode facts shared by the three adapters' suites.
+export { expectRecycled, passthroughStats, recyclingSupported } from '../../../test/helpers/run-mode.js'
 
 export interface Upstream extends AsyncDisposable {
   readonly server: http.Server | https.Server
