@@ -12,6 +12,8 @@ export interface TrackedServer extends AsyncDisposable {
   readonly sockets: net.Socket[]
   /** Errors seen on server-side sockets (ECONNRESET would show a peer's RST). */
   readonly errors: Error[]
+  /** The client port of each accepted connection, read at accept (for timeWaitCount's `peers`). */
+  readonly clientPorts: number[]
   close(): Promise<void>
 }
 
@@ -19,6 +21,7 @@ export interface TrackedServer extends AsyncDisposable {
 export async function tcpServer(behaviour: Behaviour, host = '127.0.0.1'): Promise<TrackedServer> {
   const sockets: net.Socket[] = []
   const errors: Error[] = []
+  const clientPorts: number[] = []
   const server = net.createServer({ allowHalfOpen: true })
   const tracked: TrackedServer = {
     server,
@@ -26,6 +29,7 @@ export async function tcpServer(behaviour: Behaviour, host = '127.0.0.1'): Promi
     host,
     sockets,
     errors,
+    clientPorts,
     async close() {
       for (const s of sockets) s.destroy()
       if (server.listening) {
@@ -39,6 +43,7 @@ export async function tcpServer(behaviour: Behaviour, host = '127.0.0.1'): Promi
   }
   server.on('connection', (socket) => {
     sockets.push(socket)
+    if (socket.remotePort !== undefined) clientPorts.push(socket.remotePort)
     socket.on('error', (err) => errors.push(err))
     behaviour(socket, tracked)
   })

@@ -27,11 +27,21 @@ export function fdOf(socket: net.Socket): number {
   return (socket as unknown as { _handle: { fd: number } | null })._handle?.fd ?? -1
 }
 
-/** TCP sockets in TIME_WAIT towards (dport) or from (sport) a port, as `ss` sees them. */
-export function timeWaitCount(port: number, side: 'client' | 'server' = 'client'): number {
+/**
+ * TCP sockets in TIME_WAIT towards (dport) or from (sport) a port, as `ss` sees them. With
+ * `peers` (the client ports of this server's own connections, `srv.sockets.map((s) => s.remotePort)`)
+ * only this test's connections count: a server on port 0 can get the number of an earlier test's
+ * server whose TIME_WAIT entries are still in the table (60 s).
+ */
+export function timeWaitCount(port: number, side: 'client' | 'server' = 'client', peers?: Iterable<number | undefined>): number {
   const filter = side === 'client' ? `( dport = :${port} )` : `( sport = :${port} )`
   const out = execFileSync('ss', ['-Htan', 'state', 'time-wait', filter], { encoding: 'utf8' })
-  return out.split('\n').filter((l) => l.trim() !== '').length
+  const lines = out.split('\n').filter((l) => l.trim() !== '')
+  if (!peers) return lines.length
+  const wanted = new Set([...peers].filter((p): p is number => p !== undefined))
+  // -H -n: "Recv-Q Send-Q Local:Port Peer:Port"; the client's port is local (client side) or peer (server side)
+  const clientPort = (line: string): number => Number(line.trim().split(/\s+/)[side === 'client' ? 2 : 3]!.split(':').pop())
+  return lines.filter((l) => wanted.has(clientPort(l))).length
 }
 
 export function hasSs(): boolean {
