@@ -1,4 +1,4 @@
-// Interleaved A/B rounds (docs: /work/shared/MEASURING.md): warm-up first, then every arm once
+// Interleaved A/B rounds: warm-up first, then every arm once
 // per round, the order reversed every other round (A B, B A, ...) so that a drift of the machine
 // during a round weighs on both sides alike; medians over rounds and per-round ratios.
 import { ratios, summary } from './stats.mjs'

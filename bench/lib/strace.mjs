@@ -1,4 +1,4 @@
-// Syscalls per connection by differential counting (MEASURING.md): run a client for N1 and N2
+// Syscalls per connection by differential counting: run a client for N1 and N2
 // connections under `strace -f -c`, subtract the per-syscall call counts, divide by N2 - N1.
 // Start-up (loading Node, koffi, the JIT's threads) cancels out.
 import { spawnSync } from 'node:child_process'
