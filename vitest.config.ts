@@ -12,8 +12,18 @@ const alias = {
   '@fdrecycle/http-adapter': here('./packages/http-adapter/src/index.ts'),
 }
 
+// FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici) installed under
+// <prefix>/node_modules replace the workspace's, so CI can run the adapters against the lowest
+// and highest versions of each supported range (scripts/peer-range.mjs).
+const peersDir = process.env.FDRECYCLE_PEERS_DIR
+const peerAliases = peersDir
+  ? ['pg', 'ioredis', 'ioredis5', 'undici']
+      .filter((name) => existsSync(`${peersDir}/node_modules/${name}/package.json`))
+      .map((name) => ({ find: new RegExp(`^${name}$`), replacement: `${peersDir}/node_modules/${name}` }))
+  : []
+
 export default defineConfig({
-  resolve: { alias },
+  resolve: { alias: [...peerAliases, ...Object.entries(alias).map(([find, replacement]) => ({ find, replacement }))] },
   test: {
     pool: 'forks',
     testTimeout: 60_000,
