@@ -49,8 +49,9 @@ build()
 
 switch (task) {
   case 'test': {
-    // Debian's servers for the end-to-end tests; the vitest global setups start and stop them.
-    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'openssl', 'strace'])
+    // Debian's servers for the end-to-end tests (the vitest global setups start and stop them),
+    // and a C compiler for the fault suites' TUN relay.
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'openssl', 'strace', 'gcc', 'libc6-dev'])
     const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
     const status = run(process.execPath, [vitest, 'run', ...rest])
     if (status !== 0 || rest.length > 0) process.exit(status)
@@ -71,8 +72,11 @@ switch (task) {
     process.exit(run(process.execPath, [join(root, 'bench', 'index.mjs'), ...rest]))
     break
   case 'soak': {
+    // The core's long runs, and the adapters' churn tests at full length (npm test runs them short).
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'iproute2', 'openssl'])
     const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
-    process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', ...rest], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
+    const files = rest.length > 0 ? rest : ['packages/core/test/', 'packages/pg-adapter/test/pool-churn', 'packages/redis-adapter/test/cluster']
+    process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', '--project', 'pg', '--project', 'redis', ...files], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
     break
   }
   default:

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { cleanupFaultLabs, ensureCoreBuilt, FaultLab, faultLabSupport, SERVER_ADDRESS } from './fault-lab.js'
+import { requireNamespaces } from '../helpers/namespaces.js'
 
 // Issue #7: a few hundred connection cycles through a relay that delays every segment and drops
 // some at random (seeded: the seed is printed; FAULTS_SEED=n replays its loss decisions).
 
 const support = faultLabSupport()
-if (!support.ok) console.warn(`[faults] suite skipped: ${support.reason}`)
+requireNamespaces('random loss on a real path: namespaces + TUN relay', support)
 
 const CYCLES = 300
 const CONCURRENCY = 8

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { cleanupFaultLabs, ensureCoreBuilt, FaultLab, faultLabSupport, type LabOptions } from './fault-lab.js'
+import { requireNamespaces } from '../helpers/namespaces.js'
 
 // Issue #7: the release protocol on a real path (two namespaces joined by a TUN relay that delays
 // and drops segments), not loopback. Each test checks from the relay's log that its fault happened.
 
 const support = faultLabSupport()
-if (!support.ok) console.warn(`[faults] suite skipped: ${support.reason}`)
+requireNamespaces('faults on a real path: namespaces + TUN relay', support)
 
 const TCP_CLOSE = 7
 const TCP_LAST_ACK = 9

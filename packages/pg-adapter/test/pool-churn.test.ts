@@ -8,8 +8,11 @@ import {
 } from './helpers.js'
 
 const { plain, tls } = servers()
-const ROUNDS = 125
+// npm test: 25 bursts per server; `npm run soak` (FDRECYCLE_SOAK=1): 125.
+const ROUNDS = process.env.FDRECYCLE_SOAK ? 125 : 25
 const PER_ROUND = 16
+// More than twice the time measured on a loaded 2-core machine (both runs, recycled and plain).
+const CHURN_TIMEOUT = process.env.FDRECYCLE_SOAK ? 600_000 : 120_000
 const MAX = 4
 
 interface Churn {
@@ -126,7 +129,8 @@ describe('pg.Pool churning connections to two servers', () => {
     // again one poll phase later).
     expect(stats.fdsCreated).toBeLessThanOrEqual(2 * 2 * MAX)
     expect(stats.reusedConnections).toBe(stats.connections - stats.fdsCreated)
-    expect(stats.reusedConnections / stats.connections).toBeGreaterThan(0.95)
+    // Every connection past those first fds reused one, however long the run (npm test or soak).
+    expect(stats.reusedConnections).toBeGreaterThanOrEqual(stats.connections - 2 * 2 * MAX)
     expect(stats.peerClosedFirst).toBe(stats.connections)
     expect(stats).toMatchObject({ resetsSent: 0, finSentFirst: 0, drainTimeouts: 0, discardedBytes: 0 })
     expect(recycledTimeWaits).toBe(0)
@@ -136,5 +140,5 @@ describe('pg.Pool churning connections to two servers', () => {
     expect(plainRun.queries).toBe(expected)
     expect(plainRun.connections).toBeGreaterThanOrEqual(2 * ROUNDS)
     expect(plainTimeWaits).toBeGreaterThan(plainRun.connections / 2)
-  })
+  }, CHURN_TIMEOUT)
 })

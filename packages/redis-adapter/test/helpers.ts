@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis'
-import { Cluster as Cluster5, Redis as Redis5 } from 'ioredis5'
+import * as ioredis5 from 'ioredis5'
 
 // Run-mode facts shared by the three adapters' suites.
 export { expectRecycled, passthroughStats, recyclingSupported } from '../../../test/helpers/run-mode.js'
@@ -10,6 +10,10 @@ export { expectRecycled, passthroughStats, recyclingSupported } from '../../../t
 export type RedisClass = typeof Redis6
 export type ClusterClass = typeof Cluster6
 export type RedisClient = InstanceType<RedisClass>
+
+// ioredis 5.0 exports the client class as the default only; the named `Redis` came later in 5.x.
+const Redis5 = (ioredis5 as { Redis?: unknown }).Redis ?? ioredis5.default
+const Cluster5 = ioredis5.Cluster
 
 /** Both supported majors, for describe.each: ioredis 6 (`ioredis`) and 5 (the `ioredis5` alias). */
 export const majors: { name: string; Redis: RedisClass; Cluster: ClusterClass }[] = [
