@@ -44,9 +44,13 @@ interface Run {
   stderr: string
 }
 
-// npm run sets npm_* variables (config among them) that must not steer the app's own installs;
-// FDRECYCLE_DISABLE (the fallback pass of `npm test`) would hide whether the packages recycle.
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'FDRECYCLE_DISABLE' && k !== 'INIT_CWD'))
+// npm run sets npm_* variables (the workspace's prefix among them) that must not steer the app's
+// own installs; the user's cache, registry and config files still apply. FDRECYCLE_DISABLE (the
+// fallback pass of `npm test`) would hide whether the packages recycle.
+const keptNpmConfig = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig', 'npm_config_globalconfig'])
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => (!/^npm_/i.test(k) || keptNpmConfig.has(k.toLowerCase())) && k !== 'FDRECYCLE_DISABLE' && k !== 'INIT_CWD'),
+)
 
 /** A child process that resolves with its exit code and output (never rejects), so tests can start together. */
 function run(cmd: string, args: string[], cwd: string): Promise<Run> {
