@@ -73,10 +73,10 @@ switch (task) {
     break
   case 'soak': {
     // The core's long runs, and the adapters' churn tests at full length (npm test runs them short).
-    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'iproute2', 'openssl'])
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'openssl'])
     const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
-    const files = rest.length > 0 ? rest : ['packages/core/test/', 'packages/pg-adapter/test/pool-churn', 'packages/redis-adapter/test/cluster']
-    process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', '--project', 'pg', '--project', 'redis', ...files], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
+    const files = rest.length > 0 ? rest : ['packages/core/test/', 'packages/pg-adapter/test/pool-churn', 'packages/redis-adapter/test/cluster', 'packages/http-adapter/test/reverse-proxy']
+    process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', '--project', 'pg', '--project', 'redis', '--project', 'http', ...files], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
     break
   }
   default:
