@@ -28,6 +28,7 @@ export function printReport(r) {
   row('connections made', p.connections, q.connections)
   row('connections that failed', p.failed, q.failed)
   row('new sockets created (socket(2) calls)', p.socketsCreated, q.socketsCreated)
+  row('distinct sockets used', p.distinctSockets, q.distinctSockets)
   row('connections on a reused socket', p.reusedConnections, q.reusedConnections)
   row('client TIME_WAIT left behind (ss)', p.timeWait, q.timeWait)
   row('local ports in use, peak (ss samples)', p.portsPeak, q.portsPeak)
@@ -47,7 +48,7 @@ export function printReport(r) {
   const say = (text) => console.log(`  - ${text}`)
   say(`Plain sockets created a new kernel socket for each of their ${fmt(p.connections)} connections. ` +
     (r.recycling.supported
-      ? `Recycled sockets created ${fmt(q.socketsCreated)} and served ${fmt(q.reusedConnections)} connections on a socket used before (connect(AF_UNSPEC) instead of close).`
+      ? `Recycled sockets created ${fmt(q.socketsCreated)} new ones in the rounds (the pool kept those of the warm-up), used ${fmt(q.distinctSockets)} sockets in all, and served ${fmt(q.reusedConnections)} connections on a socket used before: connect(AF_UNSPEC) ends a connection and keeps the socket.`
       : `Recycling is not available here (${r.recycling.reason}), so the recycled side used plain sockets too.`))
   if (p.timeWait !== null && q.timeWait !== null) {
     say(`After the rounds, ${fmt(p.timeWait)} plain connections were in TIME_WAIT on the client side (each keeps a local port for 60 s), ` +
