@@ -9,7 +9,7 @@ import net from 'node:net'
  * The kernel socket behind a connected socket: `socket:[inode]` from /proc/self/fd. Every
  * socket(2) call makes a new inode, so the distinct inodes seen are the sockets a side created.
  */
-function socketInode(socket) {
+export function socketInode(socket) {
   const fd = socket?._handle?.fd
   if (typeof fd !== 'number' || fd < 0) return null
   try {

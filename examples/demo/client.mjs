@@ -67,6 +67,7 @@ async function handle(msg) {
         distinctSockets: { plain: inodes.plain.size, recycled: inodes.recycled.size },
         recycler: recycler.stats(),
         localPorts: Object.fromEntries(Object.entries(real).filter(([, v]) => !v.error).map(([k, v]) => [k, { plain: [...v.plain.localPorts], recycled: [...v.recycled.localPorts] }])),
+        realSockets: Object.fromEntries(Object.entries(real).filter(([, v]) => !v.error).map(([k, v]) => [k, { plain: v.plain.inodes.size, recycled: v.recycled.inodes.size }])),
       }
     case 'exit':
       await recycler?.close()

@@ -248,10 +248,16 @@ if (!failure) {
         continue
       }
       try {
-        const n = args.quick ? 20 : 80
+        // Sized like the loopback rounds: a real server's connections cost far more (a PostgreSQL
+        // backend process per connection), so a fixed count could take minutes on a slow machine.
+        const warm = []
+        for (const mode of ['plain', 'recycled']) warm.push(await client.request({ cmd: 'run', workload: name, mode, n: 20, inFlight: 4 }))
+        const n = Math.max(10, Math.min(args.quick ? 20 : 200, Math.round(Math.min(...warm.map((w) => w.n / w.seconds)) * BATCH_SECONDS * 0.5)))
+        const snapshot = await client.request({ cmd: 'summary' })
+        const before = snapshot.realSockets[name]
+        const warmPorts = new Set([...snapshot.localPorts[name].plain, ...snapshot.localPorts[name].recycled])
         const bar = progressBar(name, 2 * ROUNDS * n)
         const rounds = []
-        for (const mode of ['plain', 'recycled']) await client.request({ cmd: 'run', workload: name, mode, n: 20, inFlight: 4 })
         for (let r = 0; r < ROUNDS; r++) {
           for (const mode of r % 2 === 0 ? ['plain', 'recycled'] : ['recycled', 'plain']) {
             const base = rounds.length * n
@@ -260,7 +266,10 @@ if (!failure) {
           }
         }
         bar.finish('done')
-        result.real.push({ name, host: info.host, port: info.port, rounds })
+        const after = (await client.request({ cmd: 'summary' })).realSockets[name]
+        // plain: new kernel sockets seen in the rounds (inodes); recycled: the recycler's own count
+        const plainSockets = after.plain - before.plain
+        result.real.push({ name, host: info.host, port: info.port, rounds, warmPorts, socketsCreated: { plain: plainSockets, recycled: rounds.filter((k) => k.mode === 'recycled').reduce((t, k) => t + k.recycler.fdsCreated, 0) } })
       } catch (err) {
         result.real.push({ name, error: err.message })
       }
@@ -269,7 +278,10 @@ if (!failure) {
       const { localPorts } = await client.request({ cmd: 'summary' })
       for (const r of result.real.filter((x) => !x.error)) {
         // Both sides talk to the same server: TIME_WAIT told apart by the local ports each used.
-        const byPort = new Map([...localPorts[r.name].plain.map((p) => [`${r.host}:${r.port}:${p}`, 'plain']), ...localPorts[r.name].recycled.map((p) => [`${r.host}:${r.port}:${p}`, 'recycled'])])
+        // The warm-up's ports are left out: its TIME_WAIT is not the rounds'.
+        const own = (mode) => localPorts[r.name][mode].filter((p) => !r.warmPorts.has(p)).map((p) => [`${r.host}:${r.port}:${p}`, mode])
+        const byPort = new Map([...own('plain'), ...own('recycled')])
+        delete r.warmPorts
         r.timeWait = await realTimeWait(r.host, r.port, byPort)
       }
     }

@@ -85,7 +85,7 @@ export function printReport(r) {
     row(`--${x.name} ${x.host}:${x.port}`.slice(0, 46), 'plain', 'recycled')
     row('connections made', sum('plain', (k) => k.n), sum('recycled', (k) => k.n))
     row('connections that failed', sum('plain', (k) => k.failed), sum('recycled', (k) => k.failed))
-    row('new sockets created (recycler stats)', sum('plain', (k) => k.n), sum('recycled', (k) => k.recycler.fdsCreated))
+    row('new sockets created (socket(2) calls)', x.socketsCreated.plain, x.socketsCreated.recycled)
     row('connections on a reused socket', 0, sum('recycled', (k) => k.recycler.reusedConnections))
     row('client TIME_WAIT left behind (ss)', x.timeWait?.plain, x.timeWait?.recycled)
     row('client CPU per connection, µs', median(side('plain').map((k) => (k.cpuUserUs + k.cpuSystemUs) / k.n)), median(side('recycled').map((k) => (k.cpuUserUs + k.cpuSystemUs) / k.n)), 1)
