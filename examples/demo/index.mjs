@@ -220,8 +220,9 @@ if (!failure) {
         failed: sum((r) => r.failed),
         errors: Object.assign({}, ...rounds.map((r) => r.errors)),
         // plain: every socket(2) call shows as a new kernel socket (inode); recycled: the recycler counts its own
-        socketsCreated: mode === 'plain' ? summary.distinctSockets.plain : sum((r) => r.recycler.fdsCreated),
-        distinctSockets: summary.distinctSockets[mode],
+        // (null where /proc/self/fd shows no socket inodes: not Linux)
+        socketsCreated: mode === 'plain' ? summary.distinctSockets.plain || null : sum((r) => r.recycler.fdsCreated),
+        distinctSockets: summary.distinctSockets[mode] || null,
         reusedConnections: mode === 'plain' ? 0 : sum((r) => r.recycler.reusedConnections),
         recycler: mode === 'plain' ? null : Object.fromEntries(Object.keys(rounds[0].recycler).map((k) => [k, sum((r) => r.recycler[k])])),
         timeWait: result.timeWait?.[mode] ?? null,
