@@ -146,7 +146,7 @@ const targets = {
   warm: { line: lineSet.listeners.slice(2 * BACKENDS), http: httpSet.listeners.slice(2 * BACKENDS) },
 }
 const sides = new Map()
-for (const mode of ['plain', 'recycled']) for (const t of [...targets[mode].line, ...targets[mode].http]) sides.set(`${t.host}:${t.port}`, mode)
+for (const mode of ['plain', 'recycled']) for (const kind of ['line', 'http']) for (const t of targets[mode][kind]) sides.set(`${t.host}:${t.port}`, `${mode}/${kind}`)
 const onOwnNet = [...sides.keys()].every((k) => k.startsWith(`${net24}.`))
 const prefix = onOwnNet ? `${net24}.0/24` : '127.0.0.1/32'
 
@@ -215,6 +215,7 @@ if (!failure) {
       const rounds = result.rounds.filter((r) => r.mode === mode)
       const sum = (f) => rounds.reduce((s, r) => s + f(r), 0)
       const connections = sum((r) => r.n)
+      const tw = result.timeWait ? { line: result.timeWait.byKind[`${mode}/line`] ?? 0, http: result.timeWait.byKind[`${mode}/http`] ?? 0 } : null
       result.sides[mode] = {
         connections,
         failed: sum((r) => r.failed),
@@ -225,7 +226,8 @@ if (!failure) {
         distinctSockets: summary.distinctSockets[mode] || null,
         reusedConnections: mode === 'plain' ? 0 : sum((r) => r.recycler.reusedConnections),
         recycler: mode === 'plain' ? null : Object.fromEntries(Object.keys(rounds[0].recycler).map((k) => [k, sum((r) => r.recycler[k])])),
-        timeWait: result.timeWait?.[mode] ?? null,
+        timeWait: tw ? tw.line + tw.http : null,
+        timeWaitByProtocol: tw,
         portsPeak: samples.length > 0 ? Math.max(...samples.map((s) => s[mode])) : null,
         perSecond: median(rounds.map((r) => r.n / r.seconds)),
         cpuUsPerConnection: median(rounds.map((r) => (r.cpuUserUs + r.cpuSystemUs) / r.n)),

@@ -5,8 +5,9 @@ import { execFile } from 'node:child_process'
 
 /**
  * Runs `ss -Htan [state S] ( dst PREFIX )` and groups the client sockets by side: `sides` maps
- * "host:port" of a backend to 'plain' or 'recycled'. Resolves with { plain, recycled } counts of
- * distinct local ports, or null when `ss` is missing or fails.
+ * "host:port" of a backend to "plain/line", "recycled/http"... Resolves with { plain, recycled }
+ * counts of distinct local ports and `byKind`, sockets per "side/protocol"; null when `ss` is
+ * missing or fails.
  * @param {string} prefix e.g. "127.91.7.0/24"
  * @param {Map<string, string>} sides
  * @param {{ state?: string }} [options]
@@ -17,15 +18,17 @@ export function clientSockets(prefix, sides, { state } = {}) {
     execFile('ss', args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }, (err, stdout) => {
       if (err) return resolve(null)
       const ports = { plain: new Set(), recycled: new Set() }
+      const byKind = {}
       for (const line of stdout.split('\n')) {
         const f = line.trim().split(/\s+/)
         if (f.length < 4) continue
-        const side = sides.get(f[f.length - 1]) // peer: the backend
-        if (!side) continue
+        const key = sides.get(f[f.length - 1]) // peer: the backend
+        if (!key) continue
         const local = f[f.length - 2]
-        ports[side].add(local.slice(local.lastIndexOf(':') + 1))
+        ports[key.split('/')[0]].add(local.slice(local.lastIndexOf(':') + 1))
+        byKind[key] = (byKind[key] ?? 0) + 1
       }
-      resolve({ plain: ports.plain.size, recycled: ports.recycled.size })
+      resolve({ plain: ports.plain.size, recycled: ports.recycled.size, byKind })
     })
   })
 }
@@ -42,7 +45,7 @@ export function portSampler(prefix, sides, everyMs) {
     if (current) return current
     const at = (Date.now() - t0) / 1000
     current = clientSockets(prefix, sides).then((s) => {
-      if (s) samples.push({ t: Math.round(at * 10) / 10, ...s })
+      if (s) samples.push({ t: Math.round(at * 10) / 10, plain: s.plain, recycled: s.recycled })
       current = null
     })
     return current

@@ -46,14 +46,15 @@ export function printReport(r) {
 
   console.log('\n  What this run shows:')
   const say = (text) => console.log(`  - ${text}`)
-  say(`Plain sockets created a new kernel socket for each of their ${fmt(p.connections)} connections. ` +
+  say((p.socketsCreated === p.connections ? `Plain sockets created a new kernel socket for each of their ${fmt(p.connections)} connections. ` : `Plain sockets created ${fmt(p.socketsCreated)} kernel sockets for ${fmt(p.connections)} connections. `) +
     (r.recycling.supported
       ? `Recycled sockets created ${fmt(q.socketsCreated)} new ones in the rounds (the pool kept those of the warm-up), used ${fmt(q.distinctSockets)} sockets in all, and served ${fmt(q.reusedConnections)} connections on a socket used before: connect(AF_UNSPEC) ends a connection and keeps the socket.`
       : `Recycling is not available here (${r.recycling.reason}), so the recycled side used plain sockets too.`))
   if (p.timeWait !== null && q.timeWait !== null) {
-    say(`After the rounds, ${fmt(p.timeWait)} plain connections were in TIME_WAIT on the client side (each keeps a local port for 60 s), ` +
-      `against ${fmt(q.timeWait)} recycled ones` +
-      (q.recycler ? `: in ${fmt(q.recycler.peerClosedFirst)} of ${fmt(q.connections)} recycled connections the backend closed first, so the backend holds the TIME_WAIT.` : '.'))
+    const half = (side) => `${fmt(side.timeWaitByProtocol.line)} line-protocol, ${fmt(side.timeWaitByProtocol.http)} HTTP`
+    say(`After the rounds, ${fmt(p.timeWait)} plain connections were in TIME_WAIT on the client side (${half(p)}), against ${fmt(q.timeWait)} recycled ones (${half(q)}). ` +
+      'TIME_WAIT lasts 60 s and holds a local port; it stays with whichever side sent the first FIN. The plain line-protocol client ends the connection as it sends its goodbye, so it can close first.' +
+      (q.recycler ? ` The recycled client waits for the backend's FIN: in ${fmt(q.recycler.peerClosedFirst)} of ${fmt(q.connections)} recycled connections the backend closed first and holds the TIME_WAIT.` : ''))
   } else {
     say('TIME_WAIT and local ports could not be counted: `ss` (iproute2) is not installed.')
   }
@@ -61,16 +62,22 @@ export function printReport(r) {
   const cpuDelta = (q.cpuUsPerConnection - p.cpuUsPerConnection) / p.cpuUsPerConnection
   const straddles = ratio.min < 1 && ratio.max > 1
   const speed = `recycled / plain = ${ratio.median.toFixed(2)}x in connections per second (median of ${rounds} rounds; rounds ranged ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`
-  if (ratio.median >= 1) {
+  if (Math.abs(ratio.median - 1) < 0.005) {
+    say(`Recycled was about as fast as plain in this run: ${speed}.`)
+  } else if (ratio.median > 1) {
     say(`Recycled was ${Math.round((ratio.median - 1) * 100)}% faster in this run: ${speed}${straddles ? '; some rounds went the other way, so the difference is within this run\'s noise' : ''}.`)
   } else {
     say(`Recycled was ${Math.round((1 - ratio.median) * 100)}% slower in this run: ${speed}${straddles ? '; some rounds went the other way, so the difference is within this run\'s noise' : ''}.`)
   }
   say(`The client used ${fmt(q.cpuUsPerConnection, 1)} µs of CPU per recycled connection against ${fmt(p.cpuUsPerConnection, 1)} µs per plain one (${cpuDelta >= 0 ? '+' : ''}${Math.round(cpuDelta * 100)}%; kernel part ${fmt(q.cpuSystemUsPerConnection, 1)} vs ${fmt(p.cpuSystemUsPerConnection, 1)} µs).` +
-    (ratio.median < 1 && cpuDelta > 0 ? ' Recycling saves kernel work (no new socket, no TIME_WAIT) but adds JavaScript work per connection (the pool, waiting for the backend to close first, the AF_UNSPEC call): where that costs more than it saves, the service is slower.' : ''))
+    (ratio.median < 1 && cpuDelta > 0
+      ? ` User (JavaScript) time per connection was ${fmt(q.cpuUserUsPerConnection, 1)} vs ${fmt(p.cpuUserUsPerConnection, 1)} µs. ` +
+        'A likely reason: the recycled path runs more JavaScript per connection (the pool, waiting for the backend to close first, the AF_UNSPEC call through an FFI), ' +
+        `and ${q.cpuSystemUsPerConnection < p.cpuSystemUsPerConnection ? 'the kernel time it saved did not make up for it' : 'it saved no kernel time in this run'}.`
+      : ''))
   const busy = r.loadAverage.start > r.cpus || r.loadAverage.end > r.cpus
   say(`Load average ${fmt(r.loadAverage.start, 1)} at the start and ${fmt(r.loadAverage.end, 1)} at the end on ${r.cpus} CPUs` +
-    (busy ? ': other programs were competing for the CPUs, so speed and CPU figures vary from run to run; the socket and TIME_WAIT counts do not.' : '.'))
+    (busy ? ': other programs were competing for the CPUs, so speed and CPU figures vary from run to run.' : '.'))
 
   for (const x of r.real ?? []) {
     console.log('')
