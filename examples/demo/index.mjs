@@ -265,7 +265,11 @@ if (!failure) {
         // Sized like the loopback rounds: a real server's connections cost far more (a PostgreSQL
         // backend process per connection), so a fixed count could take minutes on a slow machine.
         const warm = []
-        for (const mode of ['plain', 'recycled']) warm.push(await client.request({ cmd: 'run', workload: name, mode, n: 20, inFlight: 4 }))
+        for (const mode of ['plain', 'recycled']) {
+          const w = await client.request({ cmd: 'run', workload: name, mode, n: 20, inFlight: 4 })
+          if (w.failed > 0) throw new Error(`${w.failed} of ${w.n} warm-up connections (${mode}) failed: ${JSON.stringify(w.errors)}`)
+          warm.push(w)
+        }
         const n = Math.max(10, Math.min(args.quick ? 20 : 200, Math.round(Math.min(...warm.map((w) => w.n / w.seconds)) * BATCH_SECONDS * 0.5)))
         const snapshot = await client.request({ cmd: 'summary' })
         const before = snapshot.realSockets[name]
@@ -321,7 +325,7 @@ if (failure) {
   process.exit(1)
 }
 printReport(result)
-process.exit(result.sides.plain.failed + result.sides.recycled.failed > 0 ? 1 : 0)
+process.exit(result.sides.plain.failed + result.sides.recycled.failed > 0 || result.real.some((x) => x.error) ? 1 : 0)
 
 async function realTimeWait(host, port, byPort) {
   const { execFile } = await import('node:child_process')
