@@ -6,7 +6,7 @@
 // rounds, and the demo reports what each side cost and left behind, measured in this run only.
 // Where it can (root, `ip netns`) it then shows the port-exhaustion case off loopback.
 // Needs the packages built (`npm run demo` at the root does it through scripts/bootstrap.mjs).
-import { fork } from 'node:child_process'
+import { execFile, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -325,10 +325,9 @@ if (failure) {
   process.exit(1)
 }
 printReport(result)
-process.exit(result.sides.plain.failed + result.sides.recycled.failed > 0 || result.real.some((x) => x.error) ? 1 : 0)
+process.exit(result.sides.plain.failed + result.sides.recycled.failed > 0 || result.real.some((x) => x.error) || result.exhaustion?.error ? 1 : 0)
 
-async function realTimeWait(host, port, byPort) {
-  const { execFile } = await import('node:child_process')
+function realTimeWait(host, port, byPort) {
   return new Promise((resolve) => {
     execFile('ss', ['-Htan', 'state', 'time-wait', `( dst ${host} and dport = :${port} )`], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }, (err, out) => {
       if (err) return resolve(null)
