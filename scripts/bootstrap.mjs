@@ -65,6 +65,14 @@ switch (task) {
     break
   }
   case 'demo':
+    // ss and ip (iproute2): the demo's TIME_WAIT and local-port counts and its port-exhaustion part
+    if (spawnSync('ss', ['-V']).status !== 0) {
+      try {
+        ensureDebianPackages(['iproute2'])
+      } catch (err) {
+        log(`${err.message}: the demo runs without its TIME_WAIT and port counts`)
+      }
+    }
     process.exit(run(process.execPath, [join(root, 'examples', 'demo', 'index.mjs'), ...rest]))
     break
   case 'bench':

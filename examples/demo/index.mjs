@@ -1,44 +1,40 @@
 #!/usr/bin/env node
-// npm run demo [-- --connections N] [-- --pg URL] [-- --redis URL] [-- --no-strace]
-// A "microservice talking to many backends": embedded loopback backends (a line protocol that
-// closes after the client's goodbye, and HTTP with `Connection: close`), a churn of connections to
-// them through plain sockets and through fdrecycle, in alternating rounds, and a short report of
-// what each side cost and left behind. No external service; under a minute.
+// npm run demo [-- options]
+// A service talking to many backends, as it runs in production: the client ("the service") in
+// one process, 32 line-protocol and 32 HTTP backends in two others, all on loopback. The client
+// opens a connection per request through plain sockets and through fdrecycle, in interleaved
+// rounds, and the demo reports what each side cost and left behind, measured in this run only.
+// Where it can (root, `ip netns`) it then shows the port-exhaustion case off loopback.
 // Needs the packages built (`npm run demo` at the root does it through scripts/bootstrap.mjs).
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFile, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { SocketRecycler, isRecyclingSupported, recyclingSupport } from '@fdrecycle/core'
-import { backendSet } from './backends.mjs'
-import { churn, makeClient } from './churn.mjs'
+import { clientSockets, portSampler } from './observe.mjs'
+import { median, printReport } from './report.mjs'
 
 const USAGE = `usage: npm run demo [-- options]
-  --connections <n>  connections per side to the embedded backends (default 4000)
+  --quick            a short run (2 small rounds, no port-exhaustion part): for a smoke test
+  --rounds <n>       interleaved rounds per side (default 5)
+  --no-exhaustion    skip the port-exhaustion part (two network namespaces; needs root)
   --pg <url>         also churn pg.Client connect/SELECT 1/end against this PostgreSQL
   --redis <url>      also churn ioredis connect/PING/quit against this Redis
-  --no-strace        skip the syscall count (strace) even where it is available`
-
-const IN_FLIGHT = 16
-const BACKENDS = 4 // per protocol and per side
-const ROUNDS = 4
+  --json <file>      also write the measured figures to <file> as JSON`
 
 let args
 try {
   args = parseArgs({
     options: {
-      connections: { type: 'string', default: process.env.DEMO_CONNECTIONS ?? '4000' },
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      'no-exhaustion': { type: 'boolean', default: false },
       pg: { type: 'string' },
       redis: { type: 'string' },
-      'no-strace': { type: 'boolean', default: false },
+      json: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
-      // internal: the client alone, for strace (the backends stay in the parent, untraced)
-      client: { type: 'string' },
-      n: { type: 'string' },
-      'line-ports': { type: 'string' },
-      'http-ports': { type: 'string' },
     },
   }).values
 } catch (err) {
@@ -50,243 +46,329 @@ if (args.help) {
   process.exit(0)
 }
 
-async function loadAgent() {
-  try {
-    return (await import('@fdrecycle/http-adapter')).RecycledAgent
-  } catch {
-    return null
+const HERE = dirname(fileURLToPath(import.meta.url))
+const BACKENDS = 32 // per protocol
+const IN_FLIGHT = 16
+const ROUNDS = Number(args.rounds ?? (args.quick ? 2 : 5))
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) {
+  console.error(`--rounds must be an integer from 1 to 50\n${USAGE}`)
+  process.exit(2)
+}
+const WARMUP = args.quick ? 100 : 300 // connections per side, on backends of their own
+const WARMUP_SECONDS = args.quick ? 0.5 : 1.5
+const BATCH_SECONDS = args.quick ? 0.15 : 0.7 // each round's batch is sized from the warm-up rate
+const EXHAUSTION_N = 500 // 5 times the client's 100 ports: plain runs out, recycled does not
+
+// ---- children: stopped at exit whatever happens; they also exit when their IPC channel closes ----
+const children = new Set()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130))
+
+function forkChild(file, argv) {
+  const child = fork(join(HERE, file), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  children.add(child)
+  child.on('exit', () => children.delete(child))
+  return child
+}
+
+async function startBackends(kind, hosts) {
+  const child = forkChild('backends.mjs', [kind, hosts.join(',')])
+  const [msg] = await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`the ${kind} backends exited (${code}) before listening`)
+    }),
+  ])
+  return { child, listeners: msg.listeners }
+}
+
+/** The client process: `request(msg, onProgress)` resolves with its reply. */
+function startClient() {
+  const child = forkChild('client.mjs', [])
+  let pending = null
+  child.on('message', (msg) => {
+    if (!pending) return
+    if ('progress' in msg) return pending.onProgress(msg.progress)
+    const p = pending
+    pending = null
+    if (msg.error) p.reject(new Error(`client: ${msg.error}`))
+    else p.resolve(msg.reply)
+  })
+  child.on('exit', (code, signal) => pending?.reject(new Error(`the client process exited (${code ?? signal})`)))
+  return {
+    child,
+    request(msg, onProgress = () => {}) {
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject, onProgress }
+        child.send(msg)
+      })
+    },
   }
 }
 
-// ---- the client alone, run under strace by the parent --------------------------------------
-if (args.client) {
-  const list = (v) => (v ? v.split(',').map(Number) : [])
-  const ports = { line: list(args['line-ports']), http: list(args['http-ports']) }
-  const recycler = args.client === 'recycled' ? new SocketRecycler() : undefined
-  const client = makeClient(args.client, ports, { recycler, RecycledAgent: await loadAgent() })
-  await churn(client, Number(args.n), IN_FLIGHT)
-  await recycler?.close()
-  process.exit(0)
-}
-
-const CONNECTIONS = Number(args.connections)
-if (!Number.isInteger(CONNECTIONS) || CONNECTIONS < ROUNDS * 10) {
-  console.error(`--connections must be an integer of at least ${ROUNDS * 10}\n${USAGE}`)
-  process.exit(2)
-}
-
-// ---- output helpers --------------------------------------------------------------------------
+// ---- output ---------------------------------------------------------------------------------
 const tty = process.stdout.isTTY
-/** A progress bar, redrawn in place on a terminal; elsewhere only its last state is printed. */
+/** A progress bar, redrawn in place on a terminal; elsewhere only its final state is printed. */
 function progressBar(label, total) {
   const width = 30
-  let last = -1
   const draw = (done, note = '') => {
-    const filled = Math.round((done / total) * width)
-    process.stdout.write(`\r  ${label.padEnd(10)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total} ${note.padEnd(22)}`)
+    const filled = Math.round((Math.min(done, total) / total) * width)
+    process.stdout.write(`\r  ${label.padEnd(10)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.min(done, total)).padStart(String(total).length)}/${total} ${note.padEnd(24)}`)
   }
   return {
     update(done, note) {
-      const pct = Math.floor((done / total) * 100)
-      if (tty && pct !== last) {
-        last = pct
-        draw(done, note)
-      }
+      if (tty) draw(done, note)
     },
-    finish(note) {
-      draw(total, note)
+    finish(note, done = total) {
+      draw(done, note)
       process.stdout.write('\n')
     },
   }
 }
 
-const fmt = (x, d = 0) => (typeof x === 'number' && Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : String(x))
-const median = (v) => {
-  const s = [...v].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+// ---- the run ----------------------------------------------------------------------------------
+const started = Date.now()
+const load0 = os.loadavg()[0]
+
+// The backends' addresses: a /24 of loopback picked at random, so that the TIME_WAIT of an
+// earlier run (60 s) cannot be counted in this one. .1-32 line/plain, .33-64 line/recycled,
+// .65-96 HTTP/plain, .97-128 HTTP/recycled, .129 and .130 the warm-up's.
+const net24 = `127.${64 + Math.floor(Math.random() * 160)}.${Math.floor(Math.random() * 256)}`
+const hosts = (from, count) => Array.from({ length: count }, (_, i) => `${net24}.${from + i}`)
+const [lineSet, httpSet] = await Promise.all([
+  startBackends('line', [...hosts(1, 2 * BACKENDS), `${net24}.129`]),
+  startBackends('http', [...hosts(65, 2 * BACKENDS), `${net24}.130`]),
+])
+const targets = {
+  plain: { line: lineSet.listeners.slice(0, BACKENDS), http: httpSet.listeners.slice(0, BACKENDS) },
+  recycled: { line: lineSet.listeners.slice(BACKENDS, 2 * BACKENDS), http: httpSet.listeners.slice(BACKENDS, 2 * BACKENDS) },
+  warm: { line: lineSet.listeners.slice(2 * BACKENDS), http: httpSet.listeners.slice(2 * BACKENDS) },
 }
-function row(label, plain, recycled) {
-  console.log(`  ${label.padEnd(40)} ${fmt(plain, typeof plain === 'number' && !Number.isInteger(plain) ? 2 : 0).padStart(10)} ${fmt(recycled, typeof recycled === 'number' && !Number.isInteger(recycled) ? 2 : 0).padStart(10)}`)
+const sides = new Map()
+for (const mode of ['plain', 'recycled']) for (const kind of ['line', 'http']) for (const t of targets[mode][kind]) sides.set(`${t.host}:${t.port}`, `${mode}/${kind}`)
+const onOwnNet = [...sides.keys()].every((k) => k.startsWith(`${net24}.`))
+const prefix = onOwnNet ? `${net24}.0/24` : '127.0.0.1/32'
+
+const client = startClient()
+const setup = await client.request({ cmd: 'setup', targets, pg: args.pg, redis: args.redis })
+
+console.log(`fdrecycle demo: one service process, ${2 * BACKENDS} backends in two other processes (loopback ${onOwnNet ? `${net24}.x` : '127.0.0.1'})`)
+console.log(`  ${BACKENDS} line-protocol backends: the server closes after the client's goodbye, as PostgreSQL and Redis do`)
+console.log(`  ${BACKENDS} HTTP backends answering "Connection: close"`)
+console.log(`  every request opens a connection, makes one exchange and closes it; ${IN_FLIGHT} requests at a time`)
+console.log(`  recycling on this machine: ${setup.recycling.supported ? 'yes' : `no (${setup.recycling.reason}): the recycled side uses plain sockets`}`)
+console.log(`  ${os.cpus().length} CPUs, load average ${load0.toFixed(1)} at start${load0 > os.cpus().length ? ' (busy: other programs share the CPUs, so speed figures are noisy)' : ''}`)
+console.log('')
+
+const sampler = portSampler(prefix, sides, args.quick ? 100 : 400)
+const result = {
+  quick: args.quick,
+  node: process.version,
+  cpus: os.cpus().length,
+  loadAverage: { start: load0 },
+  recycling: setup.recycling,
+  backends: { line: BACKENDS, http: BACKENDS, processes: 2, addresses: prefix },
+  inFlight: IN_FLIGHT,
+  rounds: [],
 }
 
-/** Client-side TIME_WAIT towards these server ports, optionally only from these local ports. */
-function timeWait(ports, localPorts) {
-  try {
-    const filter = ports.map((p) => `dport = :${p}`).join(' or ')
-    const out = execFileSync('ss', ['-Htan', 'state', 'time-wait', `( ${filter} )`], { encoding: 'utf8' })
-    const lines = out.split('\n').filter((l) => l.trim() !== '')
-    if (!localPorts) return lines.length
-    return lines.filter((l) => localPorts.has(Number(/:(\d+)\s+\S+:\d+\s*$/.exec(l.trim())?.[1]))).length
-  } catch {
-    return 'n/a (no ss)'
+let failure = null
+try {
+  // Warm-up: the JIT and the recycler's first fds, on backends of their own; its slower side's
+  // rate sizes the batches so that a round takes about BATCH_SECONDS.
+  const warmBar = progressBar('warm-up', 2 * WARMUP)
+  const warmRates = []
+  let warmDone = 0
+  for (const [k, mode] of ['plain', 'recycled'].entries()) {
+    // In chunks, up to WARMUP connections or WARMUP_SECONDS: a busy machine keeps the demo short.
+    let n = 0
+    let seconds = 0
+    while (n < WARMUP && (seconds < WARMUP_SECONDS || n < 100)) {
+      const base = n
+      const r = await client.request({ cmd: 'run', workload: 'warm', mode, n: 50, inFlight: IN_FLIGHT }, (d) => warmBar.update(k * WARMUP + base + d, mode))
+      if (r.failed > 0) throw new Error(`warm-up (${mode}): ${r.failed} of ${r.n} connections failed: ${JSON.stringify(r.errors)}`)
+      n += r.n
+      seconds += r.seconds
+    }
+    warmRates.push(n / seconds)
+    warmDone += n
   }
-}
+  warmBar.finish(warmDone < 2 * WARMUP ? 'done (time limit)' : 'done', warmDone)
+  const perRound = Math.max(50, Math.round((Math.min(...warmRates) * BATCH_SECONDS) / 50) * 50)
 
-/** Runs plain and recycled in alternating rounds; returns per-side connections/s and the clients. */
-async function abRounds(label, makeSide, total, inFlight, warmup = 0) {
-  // Warm-up clients of their own: their local ports stay out of the TIME_WAIT attribution.
-  for (const mode of warmup > 0 ? ['plain', 'recycled'] : []) await churn(makeSide(mode), warmup, inFlight)
-  const per = Math.floor(total / ROUNDS)
-  const bar = progressBar(label, per * ROUNDS * 2)
-  const sides = { plain: makeSide('plain'), recycled: makeSide('recycled') }
-  const rates = { plain: [], recycled: [] }
+  // Interleaved rounds: plain, recycled; then recycled, plain; ... so that a drift in the
+  // machine's load falls on both sides alike.
+  const bar = progressBar('rounds', 2 * ROUNDS * perRound)
   let done = 0
   for (let r = 0; r < ROUNDS; r++) {
     for (const mode of r % 2 === 0 ? ['plain', 'recycled'] : ['recycled', 'plain']) {
       const base = done
-      const seconds = await churn(sides[mode], per, inFlight, (k) => bar.update(base + k, `round ${r + 1}/${ROUNDS} ${mode}`))
-      done += per
-      rates[mode].push(per / seconds)
+      const res = await client.request({ cmd: 'run', workload: 'backends', mode, n: perRound, inFlight: IN_FLIGHT }, (d) => bar.update(base + d, `round ${r + 1}/${ROUNDS} ${mode}`))
+      done += perRound
+      result.rounds.push({ round: r + 1, mode, ...res })
     }
   }
   bar.finish('done')
-  const ratios = rates.recycled.map((x, i) => x / rates.plain[i])
-  return { sides, per, perSecond: { plain: median(rates.plain), recycled: median(rates.recycled) }, ratio: { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) } }
+} catch (err) {
+  failure = err
 }
+const samples = await sampler.stop()
+result.portsOverTime = samples
+result.timeWait = await clientSockets(prefix, sides, { state: 'time-wait' })
 
-// ---- syscalls per connection (strace -f -c, differential) ------------------------------------
-function straceUsable() {
-  if (args['no-strace']) return 'skipped (--no-strace)'
-  const r = spawnSync('strace', ['-f', '-c', '-o', '/dev/null', 'true'], { encoding: 'utf8' })
-  if (r.error) return 'n/a (strace not installed)'
-  if (r.status !== 0) return `n/a (strace cannot trace here: ${r.stderr.trim().split('\n')[0]})`
-  return null
-}
-
-async function straceCalls(mode, n, ports, dir) {
-  const file = join(dir, `${mode}-${n}.txt`)
-  const child = spawn('strace', ['-f', '-c', '-o', file, process.execPath, fileURLToPath(import.meta.url),
-    '--client', mode, '--n', String(n), '--line-ports', ports.line.join(','), '--http-ports', ports.http.join(',')], { stdio: ['ignore', 'ignore', 'pipe'] })
-  // the child's connections go to the backends of this process, which keeps serving meanwhile
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const code = await new Promise((resolve) => child.on('close', resolve))
-  if (code !== 0) throw new Error(`strace run failed (${code}): ${stderr.trim().slice(-300)}`)
-  let total = 0
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const t = line.trim().split(/\s+/)
-    if (t.length >= 5 && /^\d/.test(t[0]) && t[t.length - 1] !== 'total') total += Number(t[3])
-  }
-  return total
-}
-
-/** Per protocol ('line', 'http'): { plain, recycled } syscalls per connection, or why not. */
-async function syscallsPerConnection(protocols) {
-  const why = straceUsable()
-  if (why) return Object.fromEntries(protocols.map((p) => [p, { plain: why, recycled: why }]))
-  const dir = mkdtempSync(join(os.tmpdir(), 'fdrecycle-demo-'))
-  const [n1, n2] = [300, 900]
-  const out = {}
-  const bar = progressBar('strace', protocols.length * 4)
-  let k = 0
+if (!failure) {
   try {
-    for (const protocol of protocols) {
-      out[protocol] = {}
-      for (const mode of ['plain', 'recycled']) {
-        const ports = { line: protocol === 'line' ? backends[mode].line : [], http: protocol === 'http' ? backends[mode].http : [] }
-        const a = await straceCalls(mode, n1, ports, dir)
-        bar.update(++k, `${protocol} ${mode}`)
-        const b = await straceCalls(mode, n2, ports, dir)
-        bar.update(++k, `${protocol} ${mode}`)
-        out[protocol][mode] = (b - a) / (n2 - n1)
+    const summary = await client.request({ cmd: 'summary' })
+    result.sides = {}
+    for (const mode of ['plain', 'recycled']) {
+      const rounds = result.rounds.filter((r) => r.mode === mode)
+      const sum = (f) => rounds.reduce((s, r) => s + f(r), 0)
+      const connections = sum((r) => r.n)
+      const tw = result.timeWait ? { line: result.timeWait.byKind[`${mode}/line`] ?? 0, http: result.timeWait.byKind[`${mode}/http`] ?? 0 } : null
+      result.sides[mode] = {
+        connections,
+        failed: sum((r) => r.failed),
+        errors: Object.assign({}, ...rounds.map((r) => r.errors)),
+        // plain: every socket(2) call shows as a new kernel socket (inode); recycled: the recycler counts its own
+        // (null where /proc/self/fd shows no socket inodes: not Linux)
+        socketsCreated: mode === 'plain' ? summary.distinctSockets.plain || null : sum((r) => r.recycler.fdsCreated),
+        distinctSockets: summary.distinctSockets[mode] || null,
+        reusedConnections: mode === 'plain' ? 0 : sum((r) => r.recycler.reusedConnections),
+        recycler: mode === 'plain' ? null : Object.fromEntries(Object.keys(rounds[0].recycler).map((k) => [k, sum((r) => r.recycler[k])])),
+        timeWait: tw ? tw.line + tw.http : null,
+        timeWaitByProtocol: tw,
+        portsPeak: samples.length > 0 ? Math.max(...samples.map((s) => s[mode])) : null,
+        perSecond: median(rounds.map((r) => r.n / r.seconds)),
+        cpuUsPerConnection: median(rounds.map((r) => (r.cpuUserUs + r.cpuSystemUs) / r.n)),
+        cpuUserUsPerConnection: median(rounds.map((r) => r.cpuUserUs / r.n)),
+        cpuSystemUsPerConnection: median(rounds.map((r) => r.cpuSystemUs / r.n)),
       }
     }
-    bar.finish('done')
-    return out
+    const plainRounds = result.rounds.filter((r) => r.mode === 'plain')
+    const ratios = result.rounds.filter((r) => r.mode === 'recycled').map((r, i) => (r.n / r.seconds) / (plainRounds[i].n / plainRounds[i].seconds))
+    result.ratio = { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), rounds: ratios }
+    const cpuRatios = result.rounds.filter((r) => r.mode === 'recycled').map((r, i) => (r.cpuUserUs + r.cpuSystemUs) / r.n / ((plainRounds[i].cpuUserUs + plainRounds[i].cpuSystemUs) / plainRounds[i].n))
+    result.cpuRatio = { median: median(cpuRatios), min: Math.min(...cpuRatios), max: Math.max(...cpuRatios) }
+
+    // --pg / --redis: the same interleaving against servers the user names (nothing is started).
+    result.real = []
+    for (const name of ['pg', 'redis']) {
+      if (!args[name]) continue
+      const info = setup.real[name]
+      if (info.error) {
+        result.real.push({ name, error: info.error })
+        continue
+      }
+      try {
+        // Sized like the loopback rounds: a real server's connections cost far more (a PostgreSQL
+        // backend process per connection), so a fixed count could take minutes on a slow machine.
+        const warm = []
+        for (const mode of ['plain', 'recycled']) {
+          const w = await client.request({ cmd: 'run', workload: name, mode, n: 20, inFlight: 4 })
+          if (w.failed > 0) throw new Error(`${w.failed} of ${w.n} warm-up connections (${mode}) failed: ${JSON.stringify(w.errors)}`)
+          warm.push(w)
+        }
+        const n = Math.max(10, Math.min(args.quick ? 20 : 200, Math.round(Math.min(...warm.map((w) => w.n / w.seconds)) * BATCH_SECONDS * 0.5)))
+        const snapshot = await client.request({ cmd: 'summary' })
+        const before = snapshot.realSockets[name]
+        const warmPorts = new Set([...snapshot.localPorts[name].plain, ...snapshot.localPorts[name].recycled])
+        const bar = progressBar(name, 2 * ROUNDS * n)
+        const rounds = []
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const mode of r % 2 === 0 ? ['plain', 'recycled'] : ['recycled', 'plain']) {
+            const base = rounds.length * n
+            const res = await client.request({ cmd: 'run', workload: name, mode, n, inFlight: 4 }, (d) => bar.update(base + d, `round ${r + 1}/${ROUNDS} ${mode}`))
+            rounds.push({ mode, ...res })
+          }
+        }
+        bar.finish('done')
+        const after = (await client.request({ cmd: 'summary' })).realSockets[name]
+        // plain: new kernel sockets seen in the rounds (inodes); recycled: the recycler's own count
+        const plainSockets = after.plain - before.plain
+        result.real.push({ name, host: info.host, port: info.port, rounds, warmPorts, socketsCreated: { plain: plainSockets, recycled: rounds.filter((k) => k.mode === 'recycled').reduce((t, k) => t + k.recycler.fdsCreated, 0) } })
+      } catch (err) {
+        result.real.push({ name, error: err.message })
+      }
+    }
+    if (result.real.length > 0) {
+      const { localPorts } = await client.request({ cmd: 'summary' })
+      for (const r of result.real.filter((x) => !x.error)) {
+        // Both sides talk to the same server: TIME_WAIT told apart by the local ports each used.
+        // The warm-up's ports are left out: its TIME_WAIT is not the rounds'.
+        const own = (mode) => localPorts[r.name][mode].filter((p) => !r.warmPorts.has(p)).map((p) => [`${r.host}:${r.port}:${p}`, mode])
+        const byPort = new Map([...own('plain'), ...own('recycled')])
+        delete r.warmPorts
+        r.timeWait = await realTimeWait(r.host, r.port, byPort)
+      }
+    }
   } catch (err) {
-    process.stdout.write('\n')
-    return Object.fromEntries(protocols.map((p) => [p, { plain: `n/a (${err.message.split('\n')[0]})`, recycled: 'n/a' }]))
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
+    failure = err
   }
 }
+await client.request({ cmd: 'exit' }).catch(() => {})
+for (const b of [lineSet, httpSet]) b.child.disconnect()
 
-// ---- the run ---------------------------------------------------------------------------------
-const supported = isRecyclingSupported()
-const RecycledAgent = await loadAgent()
-const backends = { plain: await backendSet(BACKENDS), recycled: await backendSet(BACKENDS) }
-if (!RecycledAgent) for (const b of Object.values(backends)) b.http = []
-const warmSet = await backendSet(1)
-const started = Date.now()
-
-console.log(`fdrecycle demo: a microservice talking to ${BACKENDS * (RecycledAgent ? 2 : 1)} backends per side (${BACKENDS} line-protocol${RecycledAgent ? `, ${BACKENDS} HTTP Connection: close` : ''}), on loopback in this process`)
-console.log(`  ${fmt(CONNECTIONS)} connections per side, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds; recycling here: ${supported ? 'yes' : `no (${recyclingSupport().reason}): both sides use plain sockets`}`)
-if (!RecycledAgent) console.log('  (@fdrecycle/http-adapter is not built: HTTP backends left out)')
-console.log('')
-
-const recycler = new SocketRecycler()
-const libs = { recycler, RecycledAgent }
-// Warm-up on backends of their own: the JIT and the recycler's first fds, kept out of the counts.
-for (const mode of ['plain', 'recycled']) {
-  await churn(makeClient(mode, { line: warmSet.line, http: RecycledAgent ? warmSet.http : [] }, libs), 400, IN_FLIGHT)
+// ---- port exhaustion off loopback (two namespaces over veth), where this machine allows ----------
+if (!failure) {
+  if (args.quick) result.exhaustion = { skipped: 'skipped in --quick' }
+  else if (args['no-exhaustion']) result.exhaustion = { skipped: 'skipped (--no-exhaustion)' }
+  else result.exhaustion = await exhaustion()
 }
-const before = recycler.stats()
-let embedded
-try {
-  embedded = await abRounds('churn', (mode) => makeClient(mode, backends[mode], libs), CONNECTIONS, IN_FLIGHT)
-} catch (err) {
-  console.error(`\n  a connection failed: ${err.stack ?? err}`)
-  await recycler.close()
+result.loadAverage.end = os.loadavg()[0]
+result.seconds = (Date.now() - started) / 1000
+
+if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`)
+if (failure) {
+  console.error(`\n  the demo failed: ${failure.stack ?? failure}`)
   process.exit(1)
 }
-const after = recycler.stats()
-const portsOf = (mode) => [...backends[mode].line, ...backends[mode].http]
-const tw = { plain: timeWait(portsOf('plain')), recycled: timeWait(portsOf('recycled')) }
-const made = embedded.per * ROUNDS
-const syscalls = await syscallsPerConnection(RecycledAgent ? ['line', 'http'] : ['line'])
+printReport(result)
+process.exit(result.sides.plain.failed + result.sides.recycled.failed > 0 || result.real.some((x) => x.error) || result.exhaustion?.error ? 1 : 0)
 
-const real = []
-for (const [flag, load] of [['pg', async (u) => (await import('./real-servers.mjs')).pgWorkload(u)], ['redis', async (u) => (await import('./real-servers.mjs')).redisWorkload(u)]]) {
-  if (!args[flag]) continue
-  try {
-    const workload = await load(args[flag])
-    const s0 = recycler.stats()
-    const res = await abRounds(flag, (mode) => workload(mode, recycler), 400, 4, 40)
-    const s1 = recycler.stats()
-    const port = res.sides.plain.port
-    real.push({
-      flag,
-      url: `${res.sides.plain.host}:${res.sides.plain.port}`,
-      res,
-      made: res.per * ROUNDS,
-      stats: { connections: s1.connections - s0.connections, fdsCreated: s1.fdsCreated - s0.fdsCreated, reused: s1.reusedConnections - s0.reusedConnections },
-      tw: { plain: timeWait([port], res.sides.plain.localPorts), recycled: timeWait([port], res.sides.recycled.localPorts) },
+function realTimeWait(host, port, byPort) {
+  return new Promise((resolve) => {
+    execFile('ss', ['-Htan', 'state', 'time-wait', `( dst ${host} and dport = :${port} )`], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }, (err, out) => {
+      if (err) return resolve(null)
+      const counts = { plain: 0, recycled: 0 }
+      for (const line of out.split('\n')) {
+        const f = line.trim().split(/\s+/)
+        if (f.length < 2) continue
+        const local = f[f.length - 2]
+        const side = byPort.get(`${host}:${port}:${local.slice(local.lastIndexOf(':') + 1)}`)
+        if (side) counts[side]++
+      }
+      resolve(counts)
     })
+  })
+}
+
+/**
+ * The bench's port-exhaustion scenario, shortened: two namespaces joined by a veth pair, the
+ * client's ip_local_port_range cut to 100 ports, EXHAUSTION_N goodbye-then-close connections per
+ * side. The scenario deletes its namespaces when it ends, also when it fails or is interrupted.
+ */
+async function exhaustion() {
+  if (process.getuid?.() !== 0) return { skipped: 'skipped: needs root (it creates two network namespaces with `ip netns`)' }
+  let scenario
+  try {
+    scenario = await import('../../bench/scenarios/exhaustion.mjs')
   } catch (err) {
-    real.push({ flag, error: err.message })
+    return { skipped: `skipped: the bench's exhaustion scenario does not load (${err.code ?? err.message})` }
+  }
+  const total = 2
+  const bar = progressBar('exhaustion', total)
+  let step = 0
+  try {
+    bar.update(0, 'namespaces, plain')
+    const out = await scenario.run({ quick: true, n: EXHAUSTION_N, log: (line) => bar.update(/: (plain|recycled): /.test(line) ? ++step : step, step === 0 ? 'plain' : 'recycled') })
+    bar.finish('done')
+    const side = (m) => ({ completed: out[m].completed, failed: out[m].failed, errors: out[m].errors, timeWait: out[m].clientTimeWait, seconds: out[m].seconds })
+    return { n: EXHAUSTION_N, portRange: out.params.ip_local_port_range, plain: side('plain'), recycled: side('recycled') }
+  } catch (err) {
+    process.stdout.write('\n')
+    if (err.skip === true) return { skipped: `skipped: ${err.message}` }
+    return { error: err.message }
   }
 }
-
-await recycler.close()
-await Promise.all([backends.plain.close(), backends.recycled.close(), warmSet.close()])
-
-console.log('')
-row('embedded backends', 'plain', 'recycled')
-row('connections made', made, after.connections - before.connections)
-row('fds created (socket(2) calls)', made, after.fdsCreated - before.fdsCreated)
-row('connections on a reused fd', 0, after.reusedConnections - before.reusedConnections)
-row('client TIME_WAIT left behind (ss)', tw.plain, tw.recycled)
-row('syscalls per connection, line protocol', syscalls.line.plain, syscalls.line.recycled)
-if (syscalls.http) row('syscalls per connection, HTTP', syscalls.http.plain, syscalls.http.recycled)
-row('connections per second (median round)', Math.round(embedded.perSecond.plain), Math.round(embedded.perSecond.recycled))
-console.log(`\n  throughput recycled / plain: ${embedded.ratio.median.toFixed(2)}x (rounds ${embedded.ratio.min.toFixed(2)}–${embedded.ratio.max.toFixed(2)})`)
-if (typeof syscalls.line.plain === 'number') console.log('  syscalls: `strace -f -c` of a client-only child process, (calls at 900 - calls at 300) / 600.')
-console.log('  The backends run in this process, so their work is in the figures too; `npm run bench` runs')
-console.log('  servers in their own processes, in interleaved rounds, with medians and a C ceiling.')
-
-for (const r of real) {
-  console.log('')
-  if (r.error) {
-    console.log(`  --${r.flag}: failed: ${r.error}`)
-    continue
-  }
-  row(`--${r.flag} ${r.url}`.slice(0, 40), 'plain', 'recycled')
-  row('connections made (with 40 warm-up)', r.made + 40, r.stats.connections)
-  row('fds created', r.made + 40, r.stats.fdsCreated)
-  row('connections on a reused fd', 0, r.stats.reused)
-  row('client TIME_WAIT left behind (ss)', r.tw.plain, r.tw.recycled)
-  row('connections per second (median round)', Math.round(r.res.perSecond.plain), Math.round(r.res.perSecond.recycled))
-  console.log(`\n  throughput recycled / plain: ${r.res.ratio.median.toFixed(2)}x (rounds ${r.res.ratio.min.toFixed(2)}–${r.res.ratio.max.toFixed(2)}); TIME_WAIT counted on the local ports each side used`)
-}
-console.log(`\n  (${((Date.now() - started) / 1000).toFixed(1)} s)`)
