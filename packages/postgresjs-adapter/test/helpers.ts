@@ -3,7 +3,7 @@ import { fdOf, socketInode } from '../../../test/helpers/system.js'
 import { postgresSocket, type PostgresSocket, type PostgresSocketFactory } from '@fdrecycle/postgresjs-adapter'
 
 // The servers, ss, polling and error-shape helpers of the pg adapter's suite serve this one unchanged.
-export { clientTimeWaits, errorShape, released, serverTimeWaits, servers, until } from '../../pg-adapter/test/helpers.js'
+export { clientTimeWaits, countClientTimeWaits, errorShape, released, serverTimeWaits, servers, until } from '../../pg-adapter/test/helpers.js'
 export { fdCount, fdOf, socketInode } from '../../../test/helpers/system.js'
 export { expectRecycled, recyclingSupported } from '../../../test/helpers/run-mode.js'
 
