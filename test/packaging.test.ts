@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..')
-const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter']
+const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter', 'mysql-adapter', 'postgresjs-adapter']
 
 function built(pkg: string): boolean {
   return existsSync(join(root, 'packages', pkg, 'dist', 'cjs', 'index.js')) && existsSync(join(root, 'packages', pkg, 'dist', 'esm', 'index.js'))
