@@ -6,7 +6,9 @@ import { fdCount, recyclingSupported, released, server, serverTimeWaits, tcpConf
 import { countClientTimeWaits } from '../../pg-adapter/test/helpers.js'
 
 const { port } = server()
-const CONNECTIONS = 200
+// Bounded for a loaded machine: 100 + 100 connections took 26 s at a load average of 19 on 2 cores.
+const CONNECTIONS = 100
+const TIMEOUT_MS = 180_000
 const IN_FLIGHT = 4
 
 /** CONNECTIONS times connect / query / end(), IN_FLIGHT at a time; the 4-tuples used. */
@@ -49,10 +51,10 @@ describe('mysql2 connections churning', () => {
     if (!recyclingSupported) return
     // IN_FLIGHT in use, plus those released but not yet lendable (a parked fd waits for the
     // server's last ACK, then one poll phase of quarantine): a few times IN_FLIGHT on a loaded
-    // machine (12 in one run here), far below one per connection.
-    expect(stats.fdsCreated).toBeLessThanOrEqual(CONNECTIONS / 10)
+    // machine (12 of 200 in one run here), far below one per connection.
+    expect(stats.fdsCreated).toBeLessThanOrEqual(5 * IN_FLIGHT)
     expect(stats.reusedConnections).toBe(CONNECTIONS - stats.fdsCreated)
     expect(stats).toMatchObject({ peerClosedFirst: CONNECTIONS, finSentFirst: 0, resetsSent: 0, drainTimeouts: 0, discardedBytes: 0 })
     expect(recycledTimeWaits).toBe(0)
-  })
+  }, TIMEOUT_MS)
 })

@@ -4,7 +4,9 @@ import { SocketRecycler } from '@fdrecycle/core'
 import { countClientTimeWaits, fdCount, recyclingSupported, released, servers, trackedSocket, tupleOfSocket, until } from './helpers.js'
 
 const { plain, user, database } = servers()
-const CONNECTIONS = 200
+// Bounded for a loaded machine: 100 + 100 connections took 26 s at a load average of 19 on 2 cores.
+const CONNECTIONS = 100
+const TIMEOUT_MS = 180_000
 const IN_FLIGHT = 4
 
 /**
@@ -49,9 +51,9 @@ describe('postgres.js connections churning', () => {
     expect(stats.connections).toBe(CONNECTIONS)
     if (!recyclingSupported) return
     // IN_FLIGHT in use plus the released fds not yet lendable (see the mysql2 churn test)
-    expect(stats.fdsCreated).toBeLessThanOrEqual(CONNECTIONS / 10)
+    expect(stats.fdsCreated).toBeLessThanOrEqual(5 * IN_FLIGHT)
     expect(stats.reusedConnections).toBe(CONNECTIONS - stats.fdsCreated)
     expect(stats).toMatchObject({ peerClosedFirst: CONNECTIONS, finSentFirst: 0, resetsSent: 0, drainTimeouts: 0, discardedBytes: 0 })
     expect(recycledTimeWaits).toBe(0)
-  })
+  }, TIMEOUT_MS)
 })
