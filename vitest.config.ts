@@ -10,6 +10,8 @@ const alias = {
   '@fdrecycle/pg-adapter': here('./packages/pg-adapter/src/index.ts'),
   '@fdrecycle/redis-adapter': here('./packages/redis-adapter/src/index.ts'),
   '@fdrecycle/http-adapter': here('./packages/http-adapter/src/index.ts'),
+  '@fdrecycle/mysql-adapter': here('./packages/mysql-adapter/src/index.ts'),
+  '@fdrecycle/postgresjs-adapter': here('./packages/postgresjs-adapter/src/index.ts'),
 }
 
 // FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici) installed under
@@ -54,6 +56,22 @@ export default defineConfig({
           name: 'http',
           include: ['packages/http-adapter/test/**/*.test.ts'],
           globalSetup: ['test/setup/nginx.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'mysql',
+          include: ['packages/mysql-adapter/test/**/*.test.ts'],
+          globalSetup: ['test/setup/mariadb.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'postgresjs',
+          include: ['packages/postgresjs-adapter/test/**/*.test.ts'],
+          globalSetup: ['test/setup/postgres.ts'],
         },
       },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },

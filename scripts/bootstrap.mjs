@@ -51,14 +51,14 @@ switch (task) {
   case 'test': {
     // Debian's servers for the end-to-end tests (the vitest global setups start and stop them),
     // and a C compiler for the fault suites' TUN relay.
-    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'openssl', 'strace', 'gcc', 'libc6-dev'])
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'mariadb-server', 'mariadb-client', 'iproute2', 'openssl', 'strace', 'gcc', 'libc6-dev'])
     const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
     const status = run(process.execPath, [vitest, 'run', ...rest])
     if (status !== 0 || rest.length > 0) process.exit(status)
     // The fallback: the adapters' suites again with recycling switched off (plain sockets).
     log('adapter suites again with recycling unsupported (FDRECYCLE_DISABLE=1)')
     process.exit(
-      run(process.execPath, [vitest, 'run', '--project', 'pg', '--project', 'redis', '--project', 'http'], {
+      run(process.execPath, [vitest, 'run', '--project', 'pg', '--project', 'redis', '--project', 'http', '--project', 'mysql', '--project', 'postgresjs'], {
         env: { ...process.env, FDRECYCLE_DISABLE: '1' },
       }),
     )
@@ -76,7 +76,7 @@ switch (task) {
     process.exit(run(process.execPath, [join(root, 'examples', 'demo', 'index.mjs'), ...rest]))
     break
   case 'bench':
-    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'iproute2', 'strace', 'gcc', 'libc6-dev'])
+    ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'mariadb-server', 'mariadb-client', 'iproute2', 'strace', 'gcc', 'libc6-dev'])
     process.exit(run(process.execPath, [join(root, 'bench', 'index.mjs'), ...rest]))
     break
   case 'soak': {

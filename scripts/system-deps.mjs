@@ -37,7 +37,7 @@ export function ensureDebianPackages(packages) {
     }
     if (r.status !== 0) throw new Error(`apt-get install ${still.join(' ')} failed`)
     // Debian starts the services it installs; tests start their own on free ports.
-    for (const service of ['postgresql', 'redis-server', 'nginx']) {
+    for (const service of ['postgresql', 'redis-server', 'nginx', 'mariadb']) {
       if (still.some((p) => p.startsWith(service))) spawnSync('service', [service, 'stop'], { stdio: 'ignore' })
     }
   } finally {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt } from './helpers/built.js'
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..')
-const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter']
+const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter', 'mysql-adapter', 'postgresjs-adapter']
 const fixtures = join(root, 'test', 'fixtures', 'packaging')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
@@ -100,7 +100,7 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
     const app = join(dir, 'app')
     mkdirSync(app)
     const dependencies: Record<string, string> = Object.fromEntries(packages.map((p) => [`@fdrecycle/${p}`, tarball(p)]))
-    for (const name of ['pg', 'ioredis', 'undici', '@types/node', '@types/pg']) dependencies[name] = workspaceVersion(name)
+    for (const name of ['pg', 'ioredis', 'undici', 'mysql2', 'postgres', '@types/node', '@types/pg']) dependencies[name] = workspaceVersion(name)
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'packaging-app', private: true, dependencies }, null, 2))
     for (const file of ['check.mjs', 'esm.mjs', 'cjs.cjs', 'api.ts']) copyFileSync(join(fixtures, file), join(app, file))
 
@@ -156,7 +156,7 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
     })
   }
 
-  it('tsc --strict type-checks the public API of all four packages', async () => {
+  it('tsc --strict type-checks the public API of the packages', async () => {
     ok(await types, 'tsc --strict api.ts')
   })
 

@@ -6,7 +6,8 @@
 //
 // Each kind is written the way a user writes it; the two modes differ only where a user's code
 // would (plain: `net.connect({ host, port })`; recycled: `recycler.createConnection({ host, port })`;
-// pg's `stream: pgStream(recycler)`; ioredis's `Connector: recycledConnector(recycler)`;
+// pg's `stream: pgStream(recycler)`; mysql2's `stream: mysqlStream(recycler)`; postgres.js's
+// `socket: postgresSocket(recycler)`; ioredis's `Connector: recycledConnector(recycler)`;
 // node:http's `agent: new RecycledAgent(...)` instead of `new http.Agent(...)`).
 import { readdirSync } from 'node:fs'
 import http from 'node:http'
@@ -82,6 +83,49 @@ const kinds = {
           client.end().catch(() => {})
           done(err)
         })
+    }
+  },
+
+  /** mysql2: createConnection, SELECT 1, end() (COM_QUIT; the server closes). */
+  async mysql(mode, { host, port, user, password, database }) {
+    const { default: mysql } = await import('mysql2/promise')
+    const config = { host, port, user, password, database }
+    if (mode === 'recycled') {
+      const { mysqlStream } = await import('@fdrecycle/mysql-adapter')
+      config.stream = mysqlStream(theRecycler())
+    }
+    return (done) => {
+      mysql.createConnection(config)
+        .then(async (connection) => {
+          try {
+            await connection.query('SELECT 1')
+          } finally {
+            await connection.end()
+          }
+        })
+        .then(() => done(null), done)
+    }
+  },
+
+  /**
+   * postgres.js: postgres(), SELECT 1, sql.end() (Terminate; the server closes). Without
+   * fetch_types: its catalog query on every new instance would dominate what is measured.
+   */
+  async postgresjs(mode, { host, port, user, database }) {
+    const { default: postgres } = await import('postgres')
+    const options = { host, port, user, database, max: 1, fetch_types: false, onnotice: () => {} }
+    if (mode === 'recycled') {
+      const { postgresSocket } = await import('@fdrecycle/postgresjs-adapter')
+      options.socket = postgresSocket(theRecycler())
+    }
+    return (done) => {
+      const sql = postgres(options)
+      sql`SELECT 1`
+        .then(() => sql.end(), async (err) => {
+          await sql.end({ timeout: 0 })
+          throw err
+        })
+        .then(() => done(null), done)
     }
   },
 

@@ -173,3 +173,49 @@ export async function startRedis() {
   removeDir()
   throw lastError
 }
+
+/**
+ * A throwaway MariaDB as our child: mariadb-install-db into a temp dir (as the `mysql` user when
+ * root), mariadbd on a free port bound to LOOPBACKS, a user `bench` (password `bench`) for TCP.
+ * @returns {Promise<{ port: number, pid: number, version: string, user: string, password: string, database: string, stop: () => void }>}
+ */
+export async function startMariaDb() {
+  const which = spawnSync('mariadbd', ['--version'], { encoding: 'utf8' })
+  if (which.error || which.status !== 0) throw new SkipError('mariadbd is not installed (apt-get install mariadb-server)')
+  const version = /Ver\s+(\S+)/.exec(which.stdout)?.[1] ?? 'unknown'
+  const isRoot = process.getuid?.() === 0
+  const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-bench-mariadb-'))
+  const removeDir = onCleanup(`mariadb temp dir ${dir}`, () => rmSync(dir, { recursive: true, force: true }))
+  const data = join(dir, 'data')
+  const socket = join(dir, 'mariadb.sock')
+  const user = isRoot ? ['--user=mysql'] : []
+  if (isRoot) {
+    const uid = Number(run('id', ['-u', 'mysql'], 'id').trim())
+    const gid = Number(run('id', ['-g', 'mysql'], 'id').trim())
+    chownSync(dir, uid, gid)
+  }
+  run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, ...user, '--auth-root-authentication-method=socket', '--skip-test-db', '--skip-name-resolve'], 'mariadb-install-db')
+  let lastError
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort()
+    const child = spawn('mariadbd', [
+      '--no-defaults', `--datadir=${data}`, ...user, `--port=${port}`, `--socket=${socket}`, `--bind-address=${LOOPBACKS.join(',')}`,
+      `--pid-file=${join(dir, 'mariadb.pid')}`, `--log-error=${join(dir, 'error.log')}`, '--skip-name-resolve', '--skip-log-bin',
+      '--innodb-buffer-pool-size=32M', '--max-connections=500', '--performance-schema=off',
+    ], { stdio: 'ignore' })
+    let exited = null
+    child.once('exit', (code, signal) => (exited = `mariadbd exited (${code ?? signal}): ${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8').slice(-1000) : ''}`))
+    const stop = onCleanup(`mariadbd (pid ${child.pid})`, () => stopPid(child.pid))
+    try {
+      await waitListening(LOOPBACKS[0], port, 60_000, () => exited)
+      run('mariadb', ['--no-defaults', '-S', socket, '-u', 'root', '-e',
+        "CREATE DATABASE IF NOT EXISTS bench; CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON bench.* TO 'bench'@'%';"], 'mariadb (create user)')
+      return { port, pid: child.pid, version, user: 'bench', password: 'bench', database: 'bench', stop: () => (stop(), removeDir()) }
+    } catch (err) {
+      lastError = err
+      stop()
+    }
+  }
+  removeDir()
+  throw lastError
+}

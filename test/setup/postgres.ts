@@ -115,7 +115,7 @@ function stopServer(bin: string, dataDir: string): void {
 
 
 /** A port free on 127.0.0.1 and ::1 at this moment (the server binds it right after). */
-async function freePort(ipv6: boolean): Promise<number> {
+export async function freePort(ipv6: boolean): Promise<number> {
   for (let i = 0; i < 20; i++) {
     const port = await listenClose(0, '127.0.0.1')
     if (!ipv6) return port
@@ -139,7 +139,7 @@ function listenClose(port: number, host: string): Promise<number> {
 }
 
 /** Whether ::1 can be bound here (containers may list it yet refuse it, or lack it). */
-async function hasIpv6Loopback(): Promise<boolean> {
+export async function hasIpv6Loopback(): Promise<boolean> {
   try {
     await listenClose(0, '::1')
     return true
