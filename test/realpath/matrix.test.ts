@@ -41,18 +41,32 @@ interface Row {
   port: number
   /** how the server comes to close first */
   close: string
+  /**
+   * Measured on this path, explained in the README's "On a real path": `all` where the recycled
+   * client's FIN still goes first (pg's TLS: the FIN comes from libuv, below JavaScript).
+   */
+  recycledFinFirst: 'none' | 'all'
+  /** whether the server resets connections (data reached it after it closed: TLS close_notify) */
+  serverResets: boolean
 }
 
 /** The matrix's rows: a new client is a row here and an entry in matrix-client.mjs's CLIENTS. */
 const ALL_ROWS: Row[] = [
-  { client: 'pg', tls: false, port: PORTS.pg, close: 'Terminate' },
-  { client: 'pg', tls: true, port: PORTS.pg, close: 'Terminate' },
-  { client: 'ioredis', tls: false, port: PORTS.redis, close: 'QUIT' },
-  { client: 'ioredis', tls: true, port: PORTS.rediss, close: 'QUIT' },
-  { client: 'node:http', tls: false, port: PORTS.http, close: 'Connection: close' },
-  { client: 'node:https', tls: true, port: PORTS.https, close: 'Connection: close' },
-  { client: 'undici', tls: false, port: PORTS.http, close: 'Connection: close' },
-  { client: 'undici', tls: true, port: PORTS.https, close: 'Connection: close' },
+  { client: 'pg', tls: false, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'none', serverResets: false },
+  // pg upgrades a connected socket: tls.connect({ socket }) then wraps its TCP handle in C++, and
+  // TLS's end() is libuv's shutdown (our FIN at once). PostgreSQL exits with the client's
+  // close_notify unread: its kernel answers with an RST instead of a FIN.
+  { client: 'pg', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'all', serverResets: true },
+  { client: 'ioredis', tls: false, port: PORTS.redis, close: 'QUIT', recycledFinFirst: 'none', serverResets: false },
+  // Redis closes right after QUIT's reply and its close_notify; the client's close_notify reaches
+  // a closed socket: RST from the server.
+  { client: 'ioredis', tls: true, port: PORTS.rediss, close: 'QUIT', recycledFinFirst: 'none', serverResets: true },
+  { client: 'node:http', tls: false, port: PORTS.http, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
+  // nginx likewise: the client's close_notify after nginx closed draws an RST.
+  { client: 'node:https', tls: true, port: PORTS.https, close: 'Connection: close', recycledFinFirst: 'none', serverResets: true },
+  { client: 'undici', tls: false, port: PORTS.http, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
+  // undici destroys the TLS socket at the server's EOF: no close_notify, no RST.
+  { client: 'undici', tls: true, port: PORTS.https, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
 ]
 /** FDRECYCLE_MATRIX_ONLY=pg,undici runs those clients only (for a closer look at one). */
 const only = process.env.FDRECYCLE_MATRIX_ONLY?.split(',')
@@ -75,15 +89,15 @@ interface Cell {
   /** new TIME_WAIT entries of this cell's connections, in each namespace */
   clientTimeWait: number
   serverTimeWait: number
-  /** connections whose first FIN came from the client (the relay's log) */
+  /** connections whose first FIN came from the client (the relay's log; ports of the cell's connections) */
   clientFinFirst: number
   connections: number
   /** RST segments on the wire, each way (the relay's log) */
   rstToServer: number
   rstToClient: number
-  /** the server namespace's Tcp: InRsts / OutRsts over the cell */
-  serverInRsts: number
+  /** the server namespace's Tcp: OutRsts (RSTs its kernel sent) and EstabResets over the cell */
   serverOutRsts: number
+  serverEstabResets: number
   settleMs: number
 }
 
@@ -119,7 +133,7 @@ function cellsMarkdown(cells: Cell[], meta: string): string {
   const lines = [
     meta,
     '',
-    '| client | TLS | server closes on | errors | fds opened | reused | client TIME_WAIT | server TIME_WAIT | client FIN first | RST to server | server InRsts | ms |',
+    '| client | TLS | server closes on | errors | fds opened | reused | client TIME_WAIT | server TIME_WAIT | client FIN first | RSTs to server | RSTs from server | ms |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((row) =>
       [
@@ -133,12 +147,12 @@ function cellsMarkdown(cells: Cell[], meta: string): string {
         pair(row, (c) => c.serverTimeWait),
         pair(row, (c) => c.clientFinFirst),
         pair(row, (c) => c.rstToServer),
-        pair(row, (c) => c.serverInRsts),
+        pair(row, (c) => c.rstToClient),
         pair(row, (c) => c.run.ms),
       ].join(' | ').replace(/^/, '| ').replace(/$/, ' |'),
     ),
     '',
-    'Each cell: plain / recycled.',
+    'Each cell: plain / recycled. RSTs counted on the wire (the relay), each direction.',
   ]
   return lines.join('\n')
 }
@@ -266,7 +280,9 @@ async function runCell(bench: Bench, row: Row, recycled: boolean): Promise<Cell>
   const snmp1 = tcpCounters(serverPid) as Record<string, number>
   const events = lab.relay.events.slice(ev0).filter((e: RelayEvent) => (e.dir === 'ab' ? e.dport : e.sport) === port)
   if (TRACE) {
-    const ports = [...new Set(events.map((e) => (e.dir === 'ab' ? e.sport : e.dport)))].slice(0, 2)
+    // two connections whose first FIN was the client's if there are any, else the first two
+    const clientFirst = events.filter((e) => e.kind === 'fin' && e.dir === 'ab' && !events.some((f) => f.kind === 'fin' && f.dir === 'ba' && f.dport === e.sport && f.t < e.t)).map((e) => e.sport)
+    const ports = [...new Set([...clientFirst, ...events.map((e) => (e.dir === 'ab' ? e.sport : e.dport))])].slice(0, 2)
     for (const p of ports) console.log(`${row.client}${row.tls ? ' TLS' : ''} ${recycled ? 'recycled' : 'plain'}\n${await lab.timeline(p)}`)
   }
   const firstFin = new Map<number, 'ab' | 'ba'>()
@@ -281,11 +297,11 @@ async function runCell(bench: Bench, row: Row, recycled: boolean): Promise<Cell>
     clientTimeWait: [...timeWaits(clientPid, port, 'client')].filter((k) => !twClient.has(k)).length,
     serverTimeWait: [...timeWaits(serverPid, port, 'server')].filter((k) => !twServer.has(k)).length,
     clientFinFirst: [...firstFin.values()].filter((d) => d === 'ab').length,
-    connections: firstFin.size,
+    connections: new Set(events.filter((e) => e.kind === 'fin' || e.kind === 'rst').map((e) => (e.dir === 'ab' ? e.sport : e.dport))).size,
     rstToServer: events.filter((e) => e.kind === 'rst' && e.dir === 'ab').length,
     rstToClient: events.filter((e) => e.kind === 'rst' && e.dir === 'ba').length,
-    serverInRsts: snmp1.InRsts! - snmp0.InRsts!,
     serverOutRsts: snmp1.OutRsts! - snmp0.OutRsts!,
+    serverEstabResets: snmp1.EstabResets! - snmp0.EstabResets!,
     settleMs,
   }
 }
@@ -319,13 +335,19 @@ describe.runIf(support.ok)(`every adapter on a real path (${DELAY_MS} ms each wa
       for (const cell of [plain, recycled]) {
         expect(cell.run.errors).toEqual([])
         expect(cell.run.ok).toBe(COUNT)
+        // one connection per session, each seen closing on the path (a FIN or an RST)
+        expect(cell.connections).toBe(COUNT)
       }
       // The server closes first (row.close): the recycled client leaves no TIME_WAIT and reuses fds.
       expect(recycled.clientTimeWait).toBe(0)
       expect(recycled.run.stats).toMatchObject({ connections: COUNT, resetsSent: 0, drainTimeouts: 0 })
       expect(Number(recycled.run.stats!.reusedConnections)).toBeGreaterThan(0)
-      expect(recycled.clientFinFirst).toBe(0)
+      expect(Number(recycled.run.stats!.fdsCreated)).toBeLessThan(COUNT)
+      // The server never sees an RST from the recycled client (no fd dissolved before the peer's FIN).
       expect(recycled.rstToServer).toBe(0)
+      expect(recycled.clientFinFirst).toBe(row.recycledFinFirst === 'all' ? recycled.connections : 0)
+      // Plaintext: no RST either way. TLS: the server's resets are its own (see the row's comment).
+      if (!row.serverResets) expect([plain.rstToClient, recycled.rstToClient]).toEqual([0, 0])
     }, 200_000)
   }
 })

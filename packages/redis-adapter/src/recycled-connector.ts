@@ -151,9 +151,20 @@ export class RecycledConnector {
     const socket = this.#recycler.createConnection(options as unknown as net.NetConnectOpts)
     this.#socket = socket
     if (!tlsOption) return socket
-    // A TLS socket made over a socket that has no handle yet (ours gets its fd asynchronously)
-    // talks to it through a JS stream: its end() goes through the recycled socket's end().
-    return tls.connect({ ...options, socket } as tls.ConnectionOptions)
+    // A TLS socket made over a socket that has no handle yet talks to it through a JS stream: its
+    // end() goes through the recycled socket's end(), which withholds our FIN for Redis's. Over a
+    // socket that has one, TLSWrap takes the TCP handle in C++ and its end() is libuv's shutdown: a
+    // FIN at once, below JavaScript, before Redis answers QUIT (measured on a real path: then Redis
+    // resets the connection). An fd from the idle pool arrives with its handle, synchronously:
+    // hidden from the TLSSocket constructor, which is the only place that looks at it.
+    const internals = socket as unknown as { _handle: unknown }
+    const handle = internals._handle
+    internals._handle = null
+    try {
+      return tls.connect({ ...options, socket } as tls.ConnectionOptions)
+    } finally {
+      internals._handle = handle
+    }
   }
 }
 
