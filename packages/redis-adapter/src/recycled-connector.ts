@@ -125,8 +125,20 @@ export class RecycledConnector {
       sayQuit(stream)
       // A blocked connection answers QUIT only after its blocking command: ours must not wait the
       // recycler's whole finDelayMs for it.
+      const quitTimeoutMs = Math.min(this.#quitTimeoutMs, this.#recycler.options.finDelayMs)
       const socket = this.#socket as (net.Socket & { finDelayMs?: number }) | undefined
-      if (socket && 'finDelayMs' in socket) socket.finDelayMs = Math.min(this.#quitTimeoutMs, this.#recycler.options.finDelayMs)
+      if (socket && 'finDelayMs' in socket) socket.finDelayMs = quitTimeoutMs
+      if (stream instanceof tls.TLSSocket) {
+        // TLS's end() sends close_notify, and Redis closes right after QUIT's reply without reading
+        // anything more: a close_notify that crosses its close reaches a closed socket, and Redis's
+        // kernel answers with RSTs (measured on a real path: 2 or 3 per connection). Nobody reads a
+        // close_notify from us there: at Redis's EOF the TLS socket is destroyed instead (our FIN
+        // then follows Redis's). Only a QUIT left unanswered (quitTimeoutMs) ends it as before.
+        const end = setTimeout(() => stream.end(), quitTimeoutMs)
+        stream.once('close', () => clearTimeout(end))
+        stream.prependOnceListener('end', () => stream.destroy())
+        return
+      }
     }
     stream.end()
   }
