@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
  * @property {number} [keepaliveRequests] requests per connection before nginx closes it
  *   (1: every response carries `Connection: close` and nginx closes first)
  * @property {string} [keepaliveTimeout] idle keep-alive timeout (nginx syntax, e.g. '60s')
+ * @property {{ cert: string, key: string }} [tls] HTTPS on this server (paths of a PEM certificate and key)
  */
 
 /**
@@ -44,10 +45,12 @@ async function freePort(host) {
   return port
 }
 
-function serverBlock(port, host, www, { keepaliveRequests = 100, keepaliveTimeout = '60s' } = {}) {
+function serverBlock(port, host, www, { keepaliveRequests = 100, keepaliveTimeout = '60s', tls } = {}) {
   return `
     server {
-      listen ${host}:${port};
+      listen ${host}:${port}${tls ? ' ssl' : ''};${tls ? `
+      ssl_certificate ${tls.cert};
+      ssl_certificate_key ${tls.key};` : ''}
       server_name _;
       root ${www};
       keepalive_requests ${keepaliveRequests};
@@ -89,27 +92,32 @@ ${Object.keys(servers).map((name) => serverBlock(ports[name], host, www, servers
 `
 }
 
+/**
+ * An HTTP/1.0 request that nginx answers and closes first: the probe leaves its TIME_WAIT on
+ * nginx's side, not on the client side that the tests count.
+ */
+function probeHttp(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port })
+    s.once('connect', () => s.write('HEAD /hello HTTP/1.0\r\n\r\n'))
+    s.resume()
+    s.once('end', () => {
+      s.end()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
 /** Resolves once every port accepts a connection; rejects if nginx exits first or after timeoutMs. */
-async function waitReady(child, host, ports, timeoutMs, errorLog) {
+async function waitReady(child, host, ports, timeoutMs, errorLog, probe) {
   const deadline = Date.now() + timeoutMs
   let exited = null
   child.once('exit', (code, signal) => (exited = { code, signal }))
   for (const port of ports) {
     for (;;) {
       if (exited) throw new Error(`nginx exited (${exited.code ?? exited.signal}) at start: ${errorLog().trim().split('\n').slice(-3).join(' | ')}`)
-      // An HTTP/1.0 request that nginx answers and closes first: the probe leaves its TIME_WAIT on
-      // nginx's side, not on the client side that the tests count.
-      const ok = await new Promise((resolve) => {
-        const s = net.connect({ host, port })
-        s.once('connect', () => s.write('HEAD /hello HTTP/1.0\r\n\r\n'))
-        s.resume()
-        s.once('end', () => {
-          s.end()
-          resolve(true)
-        })
-        s.once('error', () => resolve(false))
-      })
-      if (ok) break
+      if (await probe(host, port)) break
       if (Date.now() > deadline) throw new Error(`nginx did not listen on ${host}:${port} within ${timeoutMs} ms: ${errorLog()}`)
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
@@ -127,10 +135,12 @@ function childrenOf(pid) {
 /**
  * Starts nginx with one `server` per entry of `servers`, each on its own free loopback port, and
  * serves `files` (path under www/ → contents). Retries on a port taken between probe and bind.
- * @param {{ servers: Record<string, NginxServer>, files?: Record<string, string | Buffer>, host?: string, workerProcesses?: number, startTimeoutMs?: number }} options
+ * Elsewhere than on this host's loopback (`exec: ['ip', 'netns', 'exec', NS]` runs nginx in a
+ * network namespace), give the `ports` and a `probe(host, port)` that can reach them.
+ * @param {{ servers: Record<string, NginxServer>, files?: Record<string, string | Buffer>, host?: string, workerProcesses?: number, startTimeoutMs?: number, exec?: string[], ports?: Record<string, number>, probe?: (host: string, port: number) => Promise<boolean> }} options
  * @returns {Promise<RunningNginx>}
  */
-export async function startNginx({ servers, files = {}, host = '127.0.0.1', workerProcesses = 1, startTimeoutMs = 15_000 }) {
+export async function startNginx({ servers, files = {}, host = '127.0.0.1', workerProcesses = 1, startTimeoutMs = 15_000, exec = [], ports: fixedPorts, probe = probeHttp }) {
   const binary = nginxBinary()
   if (!binary) throw new Error('nginx is not installed (Debian: apt-get install nginx)')
   const version = spawnSync(binary, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '')
@@ -154,11 +164,13 @@ export async function startNginx({ servers, files = {}, host = '127.0.0.1', work
   }
   let lastError
   for (let attempt = 0; attempt < 3; attempt++) {
-    const ports = {}
-    for (const name of Object.keys(servers)) ports[name] = await freePort(host)
+    const ports = { ...fixedPorts }
+    for (const name of Object.keys(servers)) ports[name] ??= await freePort(host)
     const conf = join(prefix, 'nginx.conf')
     writeFileSync(conf, config(prefix, host, ports, servers, workerProcesses))
-    const child = spawn(binary, ['-c', conf, '-p', prefix, '-e', join(prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    // `ip netns exec` execs its command: the child's pid is nginx's master either way.
+    const [cmd, ...pre] = [...exec, binary]
+    const child = spawn(cmd, [...pre, '-c', conf, '-p', prefix, '-e', join(prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d) => (stderr += d))
     const stop = async () => {
@@ -184,7 +196,7 @@ export async function startNginx({ servers, files = {}, host = '127.0.0.1', work
     }
     process.once('exit', onExit)
     try {
-      await waitReady(child, host, Object.values(ports), startTimeoutMs, () => errorLog() + stderr)
+      await waitReady(child, host, Object.values(ports), startTimeoutMs, () => errorLog() + stderr, probe)
     } catch (err) {
       lastError = err
       await stop()

@@ -17,9 +17,9 @@ export function pattern(seed, size) {
   return out
 }
 
-/** `Tcp:` counters of this process's network namespace (/proc/self/net/snmp). */
-export function tcpCounters() {
-  const lines = readFileSync('/proc/self/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'))
+/** `Tcp:` counters of this process's network namespace (/proc/self/net/snmp), or of process `pid`'s. */
+export function tcpCounters(pid = 'self') {
+  const lines = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'))
   const names = lines[0].split(/\s+/).slice(1)
   const values = lines[1].split(/\s+/).slice(1).map(Number)
   return Object.fromEntries(names.map((n, i) => [n, values[i]]))
@@ -27,9 +27,9 @@ export function tcpCounters() {
 
 const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
 
-/** IPv4 TCP sockets of this namespace by state (/proc/self/net/tcp, TIME_WAIT included). */
-export function tcpSockets() {
-  const rows = readFileSync('/proc/self/net/tcp', 'utf8').split('\n').slice(1).filter((l) => l.trim() !== '')
+/** IPv4 TCP sockets of this namespace (or of process `pid`'s) by state (/proc/<pid>/net/tcp, TIME_WAIT included). */
+export function tcpSockets(pid = 'self') {
+  const rows = readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1).filter((l) => l.trim() !== '')
   const counts = {}
   const list = []
   for (const row of rows) {

@@ -12,6 +12,10 @@ export interface RedisNode {
   pidFile: string
   logFile: string
   args: string[]
+  /** the address it binds (REDIS_HOST unless given) */
+  host?: string
+  /** a command prefix for redis-server and redis-cli, e.g. `ip netns exec NS` (a node in a namespace) */
+  exec?: string[]
 }
 
 export const REDIS_HOST = '127.0.0.1'
@@ -77,12 +81,14 @@ export function redisCli(port: number, command: string[], extra: string[] = []):
 
 /** Starts (or restarts) a node daemonized and waits until it answers PING. */
 export function startNode(node: RedisNode, ping: string[] = []): number {
-  const r = spawnSync('redis-server', node.args, { encoding: 'utf8', timeout: 30_000 })
+  const [cmd, ...pre] = [...(node.exec ?? []), 'redis-server']
+  const r = spawnSync(cmd!, [...pre, ...node.args], { encoding: 'utf8', timeout: 30_000 })
   if (r.error || r.status !== 0) throw new Error(`redis-server on ${node.port} did not start: ${r.error?.message ?? ''}${r.stdout}${r.stderr}${tail(node.logFile)}`)
   let pid: number | null = null
   waitFor(() => (pid = pidOf(node)) !== null, `redis-server's pidfile ${node.pidFile}`)
   waitFor(() => {
-    const p = spawnSync('redis-cli', ['-h', REDIS_HOST, '-p', String(node.port), ...ping, 'PING'], { encoding: 'utf8', timeout: 5_000 })
+    const [cli, ...cliPre] = [...(node.exec ?? []), 'redis-cli']
+    const p = spawnSync(cli!, [...cliPre, '-h', node.host ?? REDIS_HOST, '-p', String(node.port), ...ping, 'PING'], { encoding: 'utf8', timeout: 5_000 })
     return p.status === 0 && p.stdout.trim() === 'PONG'
   }, `PONG from redis-server on ${node.port}${tail(node.logFile)}`)
   return pid!
@@ -109,15 +115,18 @@ export function tail(file: string, chars = 1500): string {
   return existsSync(file) ? `\n--- ${file} ---\n${readFileSync(file, 'utf8').slice(-chars)}` : ''
 }
 
-/** The common arguments of a throwaway node: loopback, no persistence, daemonized with a pidfile. */
-export function nodeArgs(port: number, dir: string, extra: string[] = []): RedisNode {
+/**
+ * The common arguments of a throwaway node: loopback (or `host`), no persistence, daemonized with a
+ * pidfile. `exec` runs it under a command prefix (`ip netns exec NS`: inside a network namespace).
+ */
+export function nodeArgs(port: number, dir: string, extra: string[] = [], host = REDIS_HOST, exec?: string[]): RedisNode {
   const pidFile = join(dir, 'redis.pid')
   const logFile = join(dir, 'redis.log')
   const args = [
-    '--port', String(port), '--bind', REDIS_HOST, '--save', '', '--appendonly', 'no',
+    '--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no',
     '--daemonize', 'yes', '--pidfile', pidFile, '--logfile', logFile, '--dir', dir, ...extra,
   ]
-  return { port, dir, pidFile, logFile, args }
+  return { port, dir, pidFile, logFile, args, ...(host === REDIS_HOST ? {} : { host }), ...(exec ? { exec } : {}) }
 }
 
 /** `cluster info` of every node says ok, every node knows them all, and no node is failing. */

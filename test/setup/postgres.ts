@@ -57,15 +57,19 @@ function run(cmd: string, args: string[], what: string): SpawnSyncReturns<string
   return r
 }
 
-const isRoot = process.getuid?.() === 0
+export const isRoot = process.getuid?.() === 0
 
-/** initdb and pg_ctl refuse to run as root: as root they run as Debian's `postgres` user. */
-function asPostgres(args: string[], what: string): SpawnSyncReturns<string> {
-  return isRoot ? run('runuser', ['-u', 'postgres', '--', ...args], what) : run(args[0]!, args.slice(1), what)
+/**
+ * initdb and pg_ctl refuse to run as root: as root they run as Debian's `postgres` user. `exec` is a
+ * command prefix (`ip netns exec NS`: the server then lives in that network namespace).
+ */
+export function asPostgres(args: string[], what: string, exec: string[] = []): SpawnSyncReturns<string> {
+  const full = [...exec, ...(isRoot ? ['runuser', '-u', 'postgres', '--'] : []), ...args]
+  return run(full[0]!, full.slice(1), what)
 }
 
 /** The newest /usr/lib/postgresql/<major>/bin (the version differs between Debian releases). */
-function findBinDir(): { bin: string; version: number } {
+export function findBinDir(): { bin: string; version: number } {
   const root = '/usr/lib/postgresql'
   const versions = existsSync(root)
     ? readdirSync(root).map(Number).filter((v) => Number.isInteger(v) && existsSync(join(root, String(v), 'bin', 'pg_ctl'))).sort((a, b) => b - a)
@@ -74,7 +78,7 @@ function findBinDir(): { bin: string; version: number } {
   return { bin: join(root, String(versions[0]), 'bin'), version: versions[0]! }
 }
 
-function chownTree(path: string, uid: number, gid: number): void {
+export function chownTree(path: string, uid: number, gid: number): void {
   chownSync(path, uid, gid)
   for (const entry of readdirSync(path, { withFileTypes: true })) {
     const p = join(path, entry.name)
@@ -83,14 +87,14 @@ function chownTree(path: string, uid: number, gid: number): void {
   }
 }
 
-function postgresIds(): { uid: number; gid: number } {
+export function postgresIds(): { uid: number; gid: number } {
   const out = run('id', ['-u', 'postgres'], 'id -u postgres').stdout.trim()
   const gid = run('id', ['-g', 'postgres'], 'id -g postgres').stdout.trim()
   return { uid: Number(out), gid: Number(gid) }
 }
 
 
-function postmasterPid(dataDir: string): number | null {
+export function postmasterPid(dataDir: string): number | null {
   try {
     const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
     return Number.isInteger(pid) && pid > 0 ? pid : null
@@ -100,7 +104,7 @@ function postmasterPid(dataDir: string): number | null {
 }
 
 /** Stops a server by its postmaster's pid: pg_ctl's fast shutdown, then SIGKILL if it outlives it. */
-function stopServer(bin: string, dataDir: string): void {
+export function stopServer(bin: string, dataDir: string): void {
   const pid = postmasterPid(dataDir)
   if (pid === null || !pidAlive(pid)) return
   const stop = [join(bin, 'pg_ctl'), 'stop', '-m', 'fast', '-w', '-t', '30', '-D', dataDir]
@@ -113,6 +117,27 @@ function stopServer(bin: string, dataDir: string): void {
   }
 }
 
+
+/**
+ * initdb of a throwaway cluster into `data` (fsync off, small), trusting local sockets and then
+ * `hba` (pg_hba.conf lines, first match wins).
+ */
+export function initCluster(bin: string, data: string, hba: string[]): void {
+  asPostgres([join(bin, 'initdb'), '-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb')
+  writeFileSync(join(data, 'pg_hba.conf'), ['local all all trust', ...hba, ''].join('\n'))
+  appendFileSync(join(data, 'postgresql.conf'), [
+    '',
+    '# fdrecycle tests: a throwaway cluster',
+    'fsync = off',
+    'synchronous_commit = off',
+    'full_page_writes = off',
+    'shared_buffers = 16MB',
+    'max_connections = 60',
+    "password_encryption = 'scram-sha-256'",
+    'log_min_messages = warning',
+    '',
+  ].join('\n'))
+}
 
 /** A port free on 127.0.0.1 and ::1 at this moment (the server binds it right after). */
 export async function freePort(ipv6: boolean): Promise<number> {
@@ -148,14 +173,14 @@ export async function hasIpv6Loopback(): Promise<boolean> {
   }
 }
 
-function makeCertificate(dir: string): { cert: string; key: string } {
+export function makeCertificate(dir: string, extraSans: string[] = []): { cert: string; key: string } {
   const cert = join(dir, 'server.crt')
   const key = join(dir, 'server.key')
   // The SANs match what tests dial: `localhost`, 127.0.0.1 and ::1 (pg sets no SNI for IPs and
   // Node then checks the IP against the certificate's IP SANs).
   run('openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
+    '-subj', '/CN=localhost', '-addext', `subjectAltName=${['DNS:localhost', 'IP:127.0.0.1', 'IP:::1', ...extraSans].join(',')}`,
     '-keyout', key, '-out', cert,
   ], 'openssl req (self-signed certificate)')
   return { cert, key }
@@ -192,29 +217,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     chmodSync(key, 0o600) // postgres refuses a key readable by others
 
     const template = join(dir, 'data-plain')
-    asPostgres([join(bin, 'initdb'), '-D', template, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb')
     const scram = { user: 'fdrecycle_scram', password: `pw-${Math.random().toString(36).slice(2)}` }
     // First match wins: the SCRAM role over TCP, everyone else trusted (loopback only).
-    writeFileSync(join(template, 'pg_hba.conf'), [
-      'local all all trust',
+    initCluster(bin, template, [
       `host all ${scram.user} 127.0.0.1/32 scram-sha-256`,
       `host all ${scram.user} ::1/128 scram-sha-256`,
       'host all all 127.0.0.1/32 trust',
       'host all all ::1/128 trust',
-      '',
-    ].join('\n'))
-    appendFileSync(join(template, 'postgresql.conf'), [
-      '',
-      '# fdrecycle tests: a throwaway cluster',
-      'fsync = off',
-      'synchronous_commit = off',
-      'full_page_writes = off',
-      'shared_buffers = 16MB',
-      'max_connections = 60',
-      "password_encryption = 'scram-sha-256'",
-      'log_min_messages = warning',
-      '',
-    ].join('\n'))
+    ])
     // The second cluster is a copy (cp -a keeps the owner and the 0700 mode postgres demands).
     const tlsData = join(dir, 'data-tls')
     run('cp', ['-a', template, tlsData], 'cp -a data dir')

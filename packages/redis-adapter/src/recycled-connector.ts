@@ -125,8 +125,20 @@ export class RecycledConnector {
       sayQuit(stream)
       // A blocked connection answers QUIT only after its blocking command: ours must not wait the
       // recycler's whole finDelayMs for it.
+      const quitTimeoutMs = Math.min(this.#quitTimeoutMs, this.#recycler.options.finDelayMs)
       const socket = this.#socket as (net.Socket & { finDelayMs?: number }) | undefined
-      if (socket && 'finDelayMs' in socket) socket.finDelayMs = Math.min(this.#quitTimeoutMs, this.#recycler.options.finDelayMs)
+      if (socket && 'finDelayMs' in socket) socket.finDelayMs = quitTimeoutMs
+      if (stream instanceof tls.TLSSocket) {
+        // TLS's end() sends close_notify, and Redis closes right after QUIT's reply without reading
+        // anything more: a close_notify that crosses its close reaches a closed socket, and Redis's
+        // kernel answers with RSTs (measured on a real path: 2 or 3 per connection). Nobody reads a
+        // close_notify from us there: at Redis's EOF the TLS socket is destroyed instead (our FIN
+        // then follows Redis's). Only a QUIT left unanswered (quitTimeoutMs) ends it as before.
+        const end = setTimeout(() => stream.end(), quitTimeoutMs)
+        stream.once('close', () => clearTimeout(end))
+        stream.prependOnceListener('end', () => stream.destroy())
+        return
+      }
     }
     stream.end()
   }
@@ -151,9 +163,20 @@ export class RecycledConnector {
     const socket = this.#recycler.createConnection(options as unknown as net.NetConnectOpts)
     this.#socket = socket
     if (!tlsOption) return socket
-    // A TLS socket made over a socket that has no handle yet (ours gets its fd asynchronously)
-    // talks to it through a JS stream: its end() goes through the recycled socket's end().
-    return tls.connect({ ...options, socket } as tls.ConnectionOptions)
+    // A TLS socket made over a socket that has no handle yet talks to it through a JS stream: its
+    // end() goes through the recycled socket's end(), which withholds our FIN for Redis's. Over a
+    // socket that has one, TLSWrap takes the TCP handle in C++ and its end() is libuv's shutdown: a
+    // FIN at once, below JavaScript, before Redis answers QUIT (measured on a real path: then Redis
+    // resets the connection). An fd from the idle pool arrives with its handle, synchronously:
+    // hidden from the TLSSocket constructor, which is the only place that looks at it.
+    const internals = socket as unknown as { _handle: unknown }
+    const handle = internals._handle
+    internals._handle = null
+    try {
+      return tls.connect({ ...options, socket } as tls.ConnectionOptions)
+    } finally {
+      internals._handle = handle
+    }
   }
 }
 
