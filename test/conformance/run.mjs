@@ -1,0 +1,250 @@
+#!/usr/bin/env node
+// The conformance runner (README.md beside this file): Node's own net tests, each run with plain
+// Node and then with net routed through a SocketRecycler (preload.mjs), with a cold and with a
+// warm pool. Fails on any test that passes plain and fails recycled.
+//
+//   node test/conformance/run.mjs [name-filter ...]
+//
+// Environment:
+//   FDRECYCLE_CONFORMANCE=report     print the differences but exit 0 (for development)
+//   FDRECYCLE_CONFORMANCE_JOBS       tests run at once (default 2)
+//   FDRECYCLE_CONFORMANCE_TIMEOUT_MS one test's bound (default 60000)
+//   FDRECYCLE_CONFORMANCE_BUDGET_MS  the whole run's bound (default 1200000)
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { EXCLUSIONS } from './exclusions.mjs'
+import { nodeTests } from './fetch-node-tests.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const repoRoot = join(here, '..', '..')
+const cacheDir = join(repoRoot, '.cache', 'conformance')
+const preload = pathToFileURL(join(here, 'preload.mjs')).href
+
+const SELECTED = /^test-(net|socket|tls-connect)-.*\.m?js$/
+const MODES = ['plain', 'cold', 'warm']
+
+function intEnv(name, fallback) {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`)
+  return value
+}
+
+const reportOnly = process.env.FDRECYCLE_CONFORMANCE === 'report'
+if (process.env.FDRECYCLE_CONFORMANCE && !reportOnly) {
+  throw new Error(`FDRECYCLE_CONFORMANCE must be 'report' or unset, got ${JSON.stringify(process.env.FDRECYCLE_CONFORMANCE)}`)
+}
+const jobs = intEnv('FDRECYCLE_CONFORMANCE_JOBS', 2)
+// The slowest of these tests takes a few seconds on a loaded 2-core machine; Node's own runner
+// allows 120 s for a test on slow machines.
+const testTimeoutMs = intEnv('FDRECYCLE_CONFORMANCE_TIMEOUT_MS', 60_000)
+const budgetMs = intEnv('FDRECYCLE_CONFORMANCE_BUDGET_MS', 1_200_000)
+
+function log(message) {
+  process.stderr.write(`[conformance] ${message}\n`)
+}
+
+/** Flags a test asks for in its header (`// Flags: --expose-internals`), as Node's test.py reads them. */
+function testFlags(file) {
+  const head = readFileSync(file, 'utf8').slice(0, 4000)
+  const flags = []
+  for (const m of head.matchAll(/^\/\/ Flags:(.*)$/gm)) flags.push(...m[1].trim().split(/\s+/).filter(Boolean))
+  return flags
+}
+
+/** The first line of the output that names the failure (an error and its message). */
+function failureLine(output) {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean)
+  const named = lines.find((l) => /^(\w*Error|AssertionError|Uncaught|Mismatched|Error)\b|^\w+Error \[/.test(l))
+    ?? lines.find((l) => /error|assert|expected|mismatch/i.test(l) && !l.startsWith('at '))
+  return (named ?? lines.at(-1) ?? '(no output)').slice(0, 240)
+}
+
+function runTest(root, name, mode, worker) {
+  const file = join(root, 'test', 'parallel', name)
+  const args = [...testFlags(file)]
+  if (mode !== 'plain') args.push('--import', preload)
+  args.push(join('test', 'parallel', name))
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) if (key.startsWith('FDRECYCLE_') || key === 'NODE_OPTIONS') delete env[key]
+  // Each worker its own tmpdir (test/common/tmpdir.js) and common.PORT, as Node's runner does.
+  env.TEST_THREAD_ID = String(worker)
+  env.NODE_COMMON_PORT = String(12346 + 100 * worker)
+  let statsFile
+  if (mode !== 'plain') {
+    env.FDRECYCLE_CONFORMANCE_POOL = mode
+    statsFile = join(cacheDir, 'stats', `${worker}.json`)
+    rmSync(statsFile, { force: true })
+    env.FDRECYCLE_CONFORMANCE_STATS = statsFile
+  }
+  const started = Date.now()
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    let output = ''
+    let stdout = ''
+    const take = (chunk, isStdout) => {
+      const text = chunk.toString()
+      if (isStdout) stdout += text.slice(0, 4096 - stdout.length)
+      if (output.length < 1_000_000) output += text
+    }
+    child.stdout.on('data', (c) => take(c, true))
+    child.stderr.on('data', (c) => take(c, false))
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      // The test's whole process group: a test may have spawned children of its own.
+      try { process.kill(-child.pid, 'SIGKILL') } catch {}
+    }, testTimeoutMs)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const ms = Date.now() - started
+      let stats
+      if (statsFile && existsSync(statsFile)) {
+        const lines = readFileSync(statsFile, 'utf8').trim().split('\n').filter(Boolean)
+        stats = lines.map((l) => JSON.parse(l)).find((s) => s.pid === child.pid) ?? lines.map((l) => JSON.parse(l))[0]
+      }
+      const skipped = code === 0 && /^1\.\.0 # Skipped/m.test(stdout)
+      const passed = code === 0 && !timedOut && !skipped
+      const reason = timedOut
+        ? `timed out after ${testTimeoutMs} ms`
+        : skipped
+          ? stdout.match(/^1\.\.0 # Skipped:?(.*)$/m)?.[1]?.trim() || 'skipped'
+          : passed ? '' : `${signal ? `killed by ${signal}` : `exit ${code}`}: ${failureLine(output)}`
+      resolve({ name, mode, passed, skipped, timedOut, reason, ms, output, stats })
+    })
+  })
+}
+
+async function main() {
+  const filters = process.argv.slice(2)
+  const { root, version } = nodeTests(cacheDir)
+  const tests = readdirSync(join(root, 'test', 'parallel'))
+    .filter((n) => SELECTED.test(n))
+    .filter((n) => filters.length === 0 || filters.some((f) => n.includes(f)))
+    .sort()
+  if (tests.length === 0) throw new Error(`no test matches ${filters.join(' ')}`)
+  for (const name of EXCLUSIONS.keys()) {
+    if (!existsSync(join(root, 'test', 'parallel', name))) throw new Error(`exclusions.mjs names ${name}, which the Node v${version} tests do not have`)
+  }
+  mkdirSync(join(cacheDir, 'stats'), { recursive: true })
+  const logs = join(cacheDir, 'logs')
+  rmSync(logs, { recursive: true, force: true })
+  mkdirSync(logs, { recursive: true })
+  log(`Node ${process.version}: ${tests.length} tests of Node v${version} (test/parallel), plain, then recycled with a cold and a warm pool; ${jobs} at a time`)
+
+  const started = Date.now()
+  const results = new Map(tests.map((n) => [n, {}]))
+  const retried = []
+  // Plain first; a test that passes plain gets its recycled runs queued right after.
+  const queue = tests.map((name) => ({ name, mode: 'plain', attempt: 1 }))
+  let overBudget = 0
+
+  async function worker(id) {
+    for (;;) {
+      const job = queue.shift()
+      if (!job) return
+      if (Date.now() - started > budgetMs) {
+        overBudget++
+        continue
+      }
+      const result = await runTest(root, job.name, job.mode, id)
+      const entry = results.get(job.name)
+      if (!result.passed && !result.skipped && job.attempt === 1) {
+        // One more try before it counts: these tests race timers and the machine is shared.
+        // A recycled failure that passes the second time is listed as such.
+        retried.push({ name: job.name, mode: job.mode, reason: result.reason })
+        queue.unshift({ ...job, attempt: 2, first: result })
+        continue
+      }
+      if (job.first) result.firstFailure = job.first.reason
+      entry[job.mode] = result
+      if (!result.passed && !result.skipped) writeFileSync(join(logs, `${job.name}.${job.mode}.log`), result.output)
+      result.output = undefined
+      if (job.mode === 'plain' && result.passed && !EXCLUSIONS.has(job.name)) {
+        queue.unshift({ name: job.name, mode: 'warm', attempt: 1 }, { name: job.name, mode: 'cold', attempt: 1 })
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: jobs }, (_, i) => worker(i + 1)))
+  const seconds = ((Date.now() - started) / 1000).toFixed(0)
+
+  // ---- report --------------------------------------------------------------------------------
+  const plainFailed = []
+  const plainSkipped = []
+  const excluded = []
+  const differences = []
+  const passedBoth = []
+  const flaky = []
+  let connections = 0
+  let reused = 0
+  for (const [name, entry] of results) {
+    const plain = entry.plain
+    if (!plain) continue
+    if (plain.skipped) { plainSkipped.push(`${name}: ${plain.reason}`); continue }
+    if (!plain.passed) { plainFailed.push(`${name}: ${plain.reason}`); continue }
+    if (EXCLUSIONS.has(name)) { excluded.push(`${name}: ${EXCLUSIONS.get(name)}`); continue }
+    let ok = true
+    for (const mode of ['cold', 'warm']) {
+      const r = entry[mode]
+      if (!r) { ok = false; continue }
+      if (r.stats) {
+        connections += r.stats.test.connections
+        reused += r.stats.test.reusedConnections
+      }
+      if (r.skipped) differences.push(`${name} [${mode}]: skipped recycled only: ${r.reason}`)
+      else if (!r.passed) differences.push(`${name} [${mode}]: ${r.reason}`)
+      else if (r.firstFailure) flaky.push(`${name} [${mode}]: failed once, passed on retry: ${r.firstFailure}`)
+      if (!r.passed) ok = false
+    }
+    if (ok) passedBoth.push(name)
+  }
+  const eligible = tests.length - plainFailed.length - plainSkipped.length - excluded.length
+  const notRun = tests.filter((n) => {
+    const e = results.get(n)
+    return !e.plain || (e.plain.passed && !EXCLUSIONS.has(n) && (!e.cold || !e.warm))
+  })
+
+  const section = (title, lines) => {
+    if (lines.length === 0) return
+    process.stdout.write(`\n${title} (${lines.length}):\n${lines.map((l) => `  ${l}`).join('\n')}\n`)
+  }
+  section('Skipped: fail on plain Node', plainFailed)
+  section('Skipped: skip themselves on plain Node', plainSkipped)
+  section('Excluded (exclusions.mjs)', excluded)
+  section('Flaky recycled: failed once, passed on retry', flaky)
+  section('Not run: the run exceeded FDRECYCLE_CONFORMANCE_BUDGET_MS', overBudget > 0 ? notRun : [])
+  section('DIFFERENCES: pass plain, fail recycled (logs in .cache/conformance/logs)', differences)
+  process.stdout.write(
+    `\nNode ${process.version}, tests of Node v${version}: ${passedBoth.length} of ${eligible} tests that pass plain also pass recycled ` +
+      `with a cold and a warm pool; ${differences.length} differences; ${plainFailed.length + plainSkipped.length} skipped plain, ` +
+      `${excluded.length} excluded; ${connections} recycled connections, ${reused} on reused fds; ${seconds} s\n`,
+  )
+  writeFileSync(
+    join(cacheDir, `report-node${process.versions.node.split('.')[0]}.json`),
+    JSON.stringify({ node: process.version, tests: version, seconds: Number(seconds), passedBoth, differences, flaky, plainFailed, plainSkipped, excluded, notRun: overBudget > 0 ? notRun : [] }, null, 2),
+  )
+
+  let failed = differences.length > 0 || (overBudget > 0 && notRun.length > 0)
+  // The route itself: if no test's connection went through the recycler (or none reused an fd
+  // with a warm pool), the preload is not doing its job and every "pass" above means nothing.
+  if (filters.length === 0 && (connections === 0 || reused === 0)) {
+    process.stdout.write(`the recycled runs made ${connections} connections through the recycler, ${reused} on reused fds: the preload did not route net\n`)
+    failed = true
+  }
+  if (failed && reportOnly) {
+    process.stdout.write('FDRECYCLE_CONFORMANCE=report: exiting 0 despite the differences above\n')
+    return 0
+  }
+  return failed ? 1 : 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    log(error.stack ?? String(error))
+    process.exit(1)
+  },
+)
