@@ -18,6 +18,15 @@ import { SocketRecycler } from '@fdrecycle/core'
 // comparing plain sockets with plain sockets.
 const recycler = new SocketRecycler({ mode: 'recycle' })
 
+// This process only: children forked with the default execArgv (cluster workers, fork()) run
+// plain. A cluster worker started with an ESM `--import` misses the server handle its primary
+// sends right after 'online' (test-net-listen-handle-in-cluster-1 hangs with an empty preload).
+const self = import.meta.url
+for (let i = process.execArgv.length - 1; i >= 0; i--) {
+  if (process.execArgv[i] === `--import=${self}`) process.execArgv.splice(i, 1)
+  else if (process.execArgv[i] === '--import' && process.execArgv[i + 1] === self) process.execArgv.splice(i, 2)
+}
+
 const WARM_PER_FAMILY = 4
 const WARM_TIMEOUT_MS = 10_000
 

@@ -55,12 +55,22 @@ function testFlags(file) {
   return flags
 }
 
-/** The first line of the output that names the failure (an error and its message). */
-function failureLine(output) {
+/** One line that names the failure: the error, its message, where in the test it was thrown. */
+function failureLine(output, name) {
   const lines = output.split('\n').map((l) => l.trim()).filter(Boolean)
-  const named = lines.find((l) => /^(\w*Error|AssertionError|Uncaught|Mismatched|Error)\b|^\w+Error \[/.test(l))
-    ?? lines.find((l) => /error|assert|expected|mismatch/i.test(l) && !l.startsWith('at '))
-  return (named ?? lines.at(-1) ?? '(no output)').slice(0, 240)
+  let i = lines.findIndex((l) => /^(\w*Error|Uncaught|Mismatched)\b|^\w+Error \[/.test(l))
+  if (i < 0) i = lines.findIndex((l) => /error|assert|expected|mismatch/i.test(l) && !l.startsWith('at '))
+  if (i < 0) return (lines.at(-1) ?? '(no output)').slice(0, 240)
+  let line = lines[i].replace(/ at \/\S+/, '')
+  // "Expected values to be strictly equal:" says nothing without the values that follow.
+  if (line.endsWith(':')) line += ` ${lines.slice(i + 1, i + 4).filter((l) => !l.startsWith('at ')).join(' ')}`
+  const where = output.match(new RegExp(`test/parallel/${name.replace(/[.]/g, '\\.')}:(\\d+)`))
+  return `${line.slice(0, 200)}${where ? ` (${name}:${where[1]})` : ''}`
+}
+
+/** Modes in which exclusions.mjs keeps a test from running. */
+function excludedModes(name) {
+  return EXCLUSIONS.get(name)?.modes ?? []
 }
 
 function runTest(root, name, mode, worker) {
@@ -112,7 +122,7 @@ function runTest(root, name, mode, worker) {
         ? `timed out after ${testTimeoutMs} ms`
         : skipped
           ? stdout.match(/^1\.\.0 # Skipped:?(.*)$/m)?.[1]?.trim() || 'skipped'
-          : passed ? '' : `${signal ? `killed by ${signal}` : `exit ${code}`}: ${failureLine(output)}`
+          : passed ? '' : `${signal ? `killed by ${signal}` : `exit ${code}`}: ${failureLine(output, name)}`
       resolve({ name, mode, passed, skipped, timedOut, reason, ms, output, stats })
     })
   })
@@ -161,10 +171,14 @@ async function main() {
       }
       if (job.first) result.firstFailure = job.first.reason
       entry[job.mode] = result
-      if (!result.passed && !result.skipped) writeFileSync(join(logs, `${job.name}.${job.mode}.log`), result.output)
+      if (!result.passed && !result.skipped) {
+        writeFileSync(join(logs, `${job.name}.${job.mode}.log`), result.output)
+        if (job.mode !== 'plain') log(`${job.name} [${job.mode}] fails recycled: ${result.reason}`)
+      }
       result.output = undefined
-      if (job.mode === 'plain' && result.passed && !EXCLUSIONS.has(job.name)) {
-        queue.unshift({ name: job.name, mode: 'warm', attempt: 1 }, { name: job.name, mode: 'cold', attempt: 1 })
+      if (job.mode === 'plain' && result.passed) {
+        const recycled = ['cold', 'warm'].filter((m) => !excludedModes(job.name).includes(m))
+        queue.unshift(...recycled.map((mode) => ({ name: job.name, mode, attempt: 1 })))
       }
     }
   }
@@ -185,26 +199,34 @@ async function main() {
     if (!plain) continue
     if (plain.skipped) { plainSkipped.push(`${name}: ${plain.reason}`); continue }
     if (!plain.passed) { plainFailed.push(`${name}: ${plain.reason}`); continue }
-    if (EXCLUSIONS.has(name)) { excluded.push(`${name}: ${EXCLUSIONS.get(name)}`); continue }
+    const skipModes = excludedModes(name)
+    if (skipModes.length > 0) excluded.push(`${name} [${skipModes.join(', ')}]: ${EXCLUSIONS.get(name).reason}`)
+    if (skipModes.length === 2) continue
     let ok = true
+    const failures = new Map()
     for (const mode of ['cold', 'warm']) {
+      if (skipModes.includes(mode)) continue
       const r = entry[mode]
       if (!r) { ok = false; continue }
       if (r.stats) {
         connections += r.stats.test.connections
         reused += r.stats.test.reusedConnections
       }
-      if (r.skipped) differences.push(`${name} [${mode}]: skipped recycled only: ${r.reason}`)
-      else if (!r.passed) differences.push(`${name} [${mode}]: ${r.reason}`)
+      const failure = r.skipped ? `skipped recycled only: ${r.reason}` : r.passed ? undefined : r.reason
+      if (failure) failures.set(failure, [...(failures.get(failure) ?? []), mode])
       else if (r.firstFailure) flaky.push(`${name} [${mode}]: failed once, passed on retry: ${r.firstFailure}`)
       if (!r.passed) ok = false
     }
+    // One line per test and failure: cold and warm usually fail the same way.
+    for (const [failure, modes] of failures) differences.push(`${name} [${modes.join(', ')}]: ${failure}`)
     if (ok) passedBoth.push(name)
   }
-  const eligible = tests.length - plainFailed.length - plainSkipped.length - excluded.length
+  const fullyExcluded = tests.filter((n) => excludedModes(n).length === 2 && results.get(n).plain?.passed).length
+  const eligible = tests.length - plainFailed.length - plainSkipped.length - fullyExcluded
+  const failedTests = new Set(differences.map((d) => d.split(' ')[0])).size
   const notRun = tests.filter((n) => {
     const e = results.get(n)
-    return !e.plain || (e.plain.passed && !EXCLUSIONS.has(n) && (!e.cold || !e.warm))
+    return !e.plain || (e.plain.passed && ['cold', 'warm'].some((m) => !excludedModes(n).includes(m) && !e[m]))
   })
 
   const section = (title, lines) => {
@@ -219,8 +241,8 @@ async function main() {
   section('DIFFERENCES: pass plain, fail recycled (logs in .cache/conformance/logs)', differences)
   process.stdout.write(
     `\nNode ${process.version}, tests of Node v${version}: ${passedBoth.length} of ${eligible} tests that pass plain also pass recycled ` +
-      `with a cold and a warm pool; ${differences.length} differences; ${plainFailed.length + plainSkipped.length} skipped plain, ` +
-      `${excluded.length} excluded; ${connections} recycled connections, ${reused} on reused fds; ${seconds} s\n`,
+      `with a cold and a warm pool; ${failedTests} fail recycled; ${plainFailed.length + plainSkipped.length} skipped plain, ` +
+      `${excluded.length} excluded (in some or all modes); ${connections} recycled connections, ${reused} on reused fds; ${seconds} s\n`,
   )
   writeFileSync(
     join(cacheDir, `report-node${process.versions.node.split('.')[0]}.json`),
