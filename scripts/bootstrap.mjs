@@ -77,8 +77,9 @@ switch (task) {
     break
   }
   case 'conformance':
-    // Node's own net tests, plain and recycled (test/conformance/README.md); apt-get fetches them.
-    ensureDebianPackages(['xz-utils'])
+    // Node's own net tests, plain and recycled (test/conformance/README.md): apt-get fetches them,
+    // each runs in a network namespace of its own (ip brings its loopback up).
+    ensureDebianPackages(['xz-utils', 'iproute2'])
     process.exit(run(process.execPath, [join(root, 'test', 'conformance', 'run.mjs'), ...rest]))
     break
   default:

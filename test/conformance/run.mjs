@@ -10,7 +10,7 @@
 //   FDRECYCLE_CONFORMANCE_JOBS       tests run at once (default 2)
 //   FDRECYCLE_CONFORMANCE_TIMEOUT_MS one test's bound (default 60000)
 //   FDRECYCLE_CONFORMANCE_BUDGET_MS  the whole run's bound (default 1200000)
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -73,6 +73,37 @@ function excludedModes(name) {
   return EXCLUSIONS.get(name)?.modes ?? []
 }
 
+/**
+ * Each test runs in a network namespace of its own with only loopback up: some of Node's tests
+ * connect to addresses on the internet (documentation addresses, example.org's through mocked
+ * lookups) or resolve names; here those fail at once, the same way plain and recycled, and no
+ * packet leaves the machine. The namespace ends with the test's last process: nothing to delete.
+ */
+function isolated(command, args) {
+  const unshare = ['--net', ...(process.getuid?.() === 0 ? [] : ['--map-root-user'])]
+  return ['unshare', [...unshare, '--', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', command, ...args]]
+}
+
+function checkIsolation() {
+  const [command, args] = isolated(process.execPath, ['-e', 'process.exit(require("os").networkInterfaces().lo ? 0 : 3)'])
+  const r = spawnSync(command, args, { encoding: 'utf8' })
+  if (r.error || r.status !== 0) {
+    throw new Error(
+      `cannot run a test in a network namespace of its own (unshare --net, then ip link set lo up): ${r.error?.message ?? r.stderr.trim() ?? `exit ${r.status}`}. ` +
+        'Run as root, or where unprivileged user namespaces are allowed; iproute2 provides ip.',
+    )
+  }
+}
+
+/** Process groups of the tests running now, killed if the runner is interrupted. */
+const running = new Set()
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const pid of running) try { process.kill(-pid, 'SIGKILL') } catch {}
+    process.exit(130)
+  })
+}
+
 function runTest(root, name, mode, worker) {
   const file = join(root, 'test', 'parallel', name)
   const args = [...testFlags(file)]
@@ -92,7 +123,9 @@ function runTest(root, name, mode, worker) {
   }
   const started = Date.now()
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const [command, isolatedArgs] = isolated(process.execPath, args)
+    const child = spawn(command, isolatedArgs, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    running.add(child.pid)
     let output = ''
     let stdout = ''
     const take = (chunk, isStdout) => {
@@ -110,6 +143,7 @@ function runTest(root, name, mode, worker) {
     }, testTimeoutMs)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
+      running.delete(child.pid)
       const ms = Date.now() - started
       let stats
       if (statsFile && existsSync(statsFile)) {
@@ -131,6 +165,7 @@ function runTest(root, name, mode, worker) {
 async function main() {
   const filters = process.argv.slice(2)
   const { root, version } = nodeTests(cacheDir)
+  checkIsolation()
   const tests = readdirSync(join(root, 'test', 'parallel'))
     .filter((n) => SELECTED.test(n))
     .filter((n) => filters.length === 0 || filters.some((f) => n.includes(f)))
