@@ -63,9 +63,16 @@ function failureLine(output, name) {
   if (i < 0) return (lines.at(-1) ?? '(no output)').slice(0, 240)
   let line = lines[i].replace(/ at \/\S+/, '')
   // "Expected values to be strictly equal:" says nothing without the values that follow.
-  if (line.endsWith(':')) line += ` ${lines.slice(i + 1, i + 4).filter((l) => !l.startsWith('at ')).join(' ')}`
+  if (line.endsWith(':')) {
+    const end = lines.findIndex((l, j) => j > i && l.startsWith('at '))
+    const diff = lines.slice(i + 1, end < 0 ? i + 8 : end).filter((l) => l !== '+ actual - expected')
+    line += ` ${diff.slice(0, 6).join(' ')}`
+  }
+  // assert.throws() shows what was thrown instead only among the error's properties.
+  const actual = lines.find((l, j) => j > i && /^actual: \w*Error\b/.test(l))
+  if (actual && !line.includes(actual.slice(8))) line += ` (${actual})`
   const where = output.match(new RegExp(`test/parallel/${name.replace(/[.]/g, '\\.')}:(\\d+)`))
-  return `${line.slice(0, 200)}${where ? ` (${name}:${where[1]})` : ''}`
+  return `${line.slice(0, 300)}${where ? ` (${name}:${where[1]})` : ''}`
 }
 
 /** Modes in which exclusions.mjs keeps a test from running. */
