@@ -171,6 +171,10 @@ function runTest(root, name, mode, worker) {
 
 async function main() {
   const filters = process.argv.slice(2)
+  // The preload imports the built package, as users do (`npm run conformance` builds first).
+  if (!existsSync(join(repoRoot, 'packages', 'core', 'dist', 'esm', 'index.js'))) {
+    throw new Error('packages/core/dist is missing: run `npm run build`, or `npm run conformance`, which builds')
+  }
   const { root, version } = nodeTests(cacheDir)
   checkIsolation()
   const tests = readdirSync(join(root, 'test', 'parallel'))
