@@ -111,6 +111,14 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   })
 }
 
+/**
+ * test/common of Node 20 fails a test that leaves a global it does not know, and later Nodes have
+ * globals of their own it does not know (navigator, sessionStorage, ...). There the check is off
+ * (NODE_TEST_KNOWN_GLOBALS=0, Node's own switch); the preload adds no global (its own test says
+ * so), and on Node 20 the check stays on.
+ */
+const knownGlobals = Number(process.versions.node.split('.')[0]) > 20 ? '0' : undefined
+
 function runTest(root, name, mode, worker) {
   const file = join(root, 'test', 'parallel', name)
   const args = [...testFlags(file)]
@@ -121,6 +129,7 @@ function runTest(root, name, mode, worker) {
   // Each worker its own tmpdir (test/common/tmpdir.js) and common.PORT, as Node's runner does.
   env.TEST_THREAD_ID = String(worker)
   env.NODE_COMMON_PORT = String(12346 + 100 * worker)
+  if (knownGlobals !== undefined) env.NODE_TEST_KNOWN_GLOBALS = knownGlobals
   let statsFile
   if (mode !== 'plain') {
     env.FDRECYCLE_CONFORMANCE_POOL = mode
@@ -296,6 +305,12 @@ async function main() {
   )
 
   let failed = differences.length > 0 || (overBudget > 0 && notRun.length > 0)
+  // Most of these tests pass on every Node major; if most fail plain, the harness is broken
+  // (test/common against this Node, the environment), and a comparison would prove nothing.
+  if (filters.length === 0 && plainFailed.length > tests.length / 4) {
+    process.stdout.write(`${plainFailed.length} of ${tests.length} tests fail on plain Node: the harness does not work here\n`)
+    failed = true
+  }
   // The route itself: if no test's connection went through the recycler (or none reused an fd
   // with a warm pool), the preload is not doing its job and every "pass" above means nothing.
   if (filters.length === 0 && (connections === 0 || reused === 0)) {
