@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The README's commands start here: `npm test`, `npm run demo`, `npm run bench`, `npm run soak`.
+// The README's commands start here: `npm test`, `npm run demo`, `npm run bench`, `npm run soak`,
+// `npm run conformance`.
 // Each first installs what it needs (npm packages; Debian's servers for tests), then builds the
 // packages, then runs. Works on a fresh clone of a fresh machine (Debian, Node 20.19+, npm, root).
 import { spawnSync } from 'node:child_process'
@@ -87,6 +88,12 @@ switch (task) {
     process.exit(run(process.execPath, [vitest, 'run', '--project', 'core', '--project', 'pg', '--project', 'redis', '--project', 'http', ...files], { env: { ...process.env, FDRECYCLE_SOAK: '1' } }))
     break
   }
+  case 'conformance':
+    // Node's own net tests, plain and recycled (test/conformance/README.md): apt-get fetches them,
+    // each runs in a network namespace of its own (ip brings its loopback up).
+    ensureDebianPackages(['xz-utils', 'iproute2'])
+    process.exit(run(process.execPath, [join(root, 'test', 'conformance', 'run.mjs'), ...rest]))
+    break
   default:
     log(`unknown task ${task}`)
     process.exit(2)
