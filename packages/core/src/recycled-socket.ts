@@ -7,43 +7,7 @@ import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
 import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { socketFinDelay } from './options.js'
-
-/** What a socket reports to its recycler when its user lets go of it. */
-export interface TenantExit {
-  /** libuv had a connect request in flight (the tenant left while connecting) */
-  connectInFlight: boolean
-  /** resetAndDestroy(): the user asked for an RST */
-  reset: boolean
-  /** the socket saw the peer's EOF itself (not through TLS) */
-  sawEof: boolean
-  /** a TLS socket had wrapped this socket's handle (tls.connect({ socket })) */
-  tls: boolean
-  error: Error | null
-  dirty: number
-}
-
-/** The recycler as a socket sees it. */
-export interface SocketHost {
-  readonly recycling: boolean
-  readonly closed: boolean
-  /** An fd that can be lent right now, if any (no promise round trip). */
-  acquireNow(family: 4 | 6): PooledFd | undefined
-  acquire(family: 4 | 6): Promise<PooledFd>
-  giveBack(pooled: PooledFd): void
-  /** Takes the fd for this socket; false if the fd had to be closed instead (acquire another). */
-  checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean
-  connected(pooled: PooledFd): void
-  tenantEnded(pooled: PooledFd): void
-  peerEnded(pooled: PooledFd): void
-  tenantLeft(pooled: PooledFd, exit: TenantExit): void
-  /** The tenant left before the peer's EOF, nothing else in the way: drain now, the handle still reading. */
-  tenantLeftDraining(pooled: PooledFd, exit: TenantExit): void
-  /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
-  attemptFailed(pooled: PooledFd): void
-  abortConnect(pooled: PooledFd): void
-  plainOpened(socket: RecycledSocket): void
-  plainClosed(socket: RecycledSocket): void
-}
+import type { SocketHost, TenantExit } from './socket-host.js'
 
 type LookupAllCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family: number) => void
 
@@ -96,10 +60,11 @@ export class RecycledSocket extends net.Socket {
   #serial = 0
   #attempts: Attempts | null = null
 
-  constructor(host: SocketHost, options?: net.SocketConstructorOpts & Record<string, unknown>) {
+  /** @internal Made by SocketRecycler#createSocket / #createConnection, which pass their host. */
+  constructor(host: object, options?: net.SocketConstructorOpts & Record<string, unknown>) {
     super(options)
-    this.#host = host
-    this.#plain = !host.recycling
+    this.#host = host as SocketHost
+    this.#plain = !this.#host.recycling
     if (options) {
       if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
       this.finDelayMs = options.finDelayMs as number | undefined // validated by the setter
