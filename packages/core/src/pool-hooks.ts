@@ -2,7 +2,7 @@ import { channels, debug } from './diagnostics.js'
 import type { FdPoolHooks, Validity } from './fd-pool.js'
 import { closeFd, dissolve, openTcpSocket, takeSocketError, tcpState } from './ffi/syscalls.js'
 import { TcpState, disconnectSendsReset } from './ffi/tcp-info.js'
-import { nodeInternals } from './handle/node-internals.js'
+import { nodeInternals } from './internals/node.js'
 import { PooledFd } from './pooled-fd.js'
 import type { RecyclerState } from './recycler-state.js'
 

@@ -1,7 +1,7 @@
 import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
-import type { TcpHandle } from './handle/node-internals.js'
+import type { TcpHandle } from './internals/node.js'
 import { canTransition, type FdState } from './lifecycle.js'
 
 /** Socket options a tenant touched; reset before the next tenant (bit flags). */

@@ -4,7 +4,10 @@ import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPo
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
-import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
+import {
+  adoptHandle, attemptedAddresses, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
+  setSocketHost, socketHandle, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
+} from './internals/node.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { socketFinDelay } from './options.js'
 import type { SocketHost, TenantExit } from './socket-host.js'
@@ -20,18 +23,6 @@ interface Attempts {
   timer: NodeJS.Timeout | null
   timedOut: boolean
 }
-
-type SocketWithInternals = net.Socket & {
-  _handle: TcpHandle | null
-  _host: string | null
-  resetAndClosing?: boolean
-  _undestroy(): void
-  _unrefTimer(): void
-  [key: symbol]: unknown
-}
-
-const bytesReadGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesRead')!.get!
-const bytesDispatchedGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, '_bytesDispatched')?.get
 
 /**
  * A net.Socket whose connection runs on a pooled, unconnected fd. Everything a client library does
@@ -123,13 +114,12 @@ export class RecycledSocket extends net.Socket {
     }
     const port = validateConnectPort(options)
     if (listener) this.once('connect', listener)
-    const self = this as unknown as SocketWithInternals
     if (this.destroyed) {
-      self._undestroy()
+      undestroy(this)
       this.#released = false
     }
     setConnecting(this, true)
-    self._unrefTimer()
+    unrefTimer(this)
     const host = (options.host as string | undefined) || 'localhost'
     const family = net.isIP(host)
     if (family === 4 || family === 6) {
@@ -141,8 +131,7 @@ export class RecycledSocket extends net.Socket {
   }
 
   #lookup(host: string, port: number, options: Record<string, unknown>): void {
-    const self = this as unknown as SocketWithInternals
-    self._host = host
+    setSocketHost(this, host)
     const lookup = (options.lookup as typeof dns.lookup | undefined) ?? dns.lookup
     const dnsopts = dnsOptions(options)
     const autoSelect = (options.autoSelectFamily as boolean | undefined) ?? net.getDefaultAutoSelectFamily()
@@ -172,7 +161,7 @@ export class RecycledSocket extends net.Socket {
             timer: null,
             timedOut: false,
           }
-          ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses = []
+          attemptedAddresses(this, true)
         }
         this.#connectTo(list[0]!, port)
       })
@@ -233,7 +222,7 @@ export class RecycledSocket extends net.Socket {
     this.#writtenBase = handle.bytesWritten
     const attempts = this.#attempts
     if (attempts) {
-      ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses.push(
+      attemptedAddresses(this).push(
         `${destination.address}:${port}`,
       )
       if (attempts.next < attempts.list.length) {
@@ -256,7 +245,7 @@ export class RecycledSocket extends net.Socket {
    * overtake the connect: libuv completes the connect before it reads.
    */
   connectIssued(): void {
-    const handle = (this as unknown as SocketWithInternals)._handle
+    const handle = socketHandle(this)
     if (!handle || handle.reading || this.isPaused() || this.destroyed) return
     handle.reading = true
     if (handle.readStart() !== 0) handle.reading = false
@@ -340,10 +329,9 @@ export class RecycledSocket extends net.Socket {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const pooled = this.#pooled
-    const self = this as unknown as SocketWithInternals
     if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
     this.#attempts = null
-    if (this.#plain || !pooled || !self._handle) {
+    if (this.#plain || !pooled || !socketHandle(this)) {
       if (this.#plainCounted) {
         this.#plainCounted = false
         this.#host.plainClosed(this)
@@ -352,7 +340,7 @@ export class RecycledSocket extends net.Socket {
         // Destroyed while we resolve the host or wait for an fd: a plain socket has its handle by
         // then and reports close(hadError) once the handle is closed; so do we.
         setConnecting(this, false)
-        clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
+        clearSocketTimeout(this)
         callback(error)
         setImmediate(() => this.emit('close', error !== null && error !== undefined))
         return
@@ -362,13 +350,12 @@ export class RecycledSocket extends net.Socket {
     }
     const connectInFlight = this.connecting && pooled.connectPending
     setConnecting(this, false)
-    clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
-    const handle = self._handle
+    clearSocketTimeout(this)
+    const handle = socketHandle(this)!
     this.#finalRead = handle.bytesRead - this.#readBase
     this.#finalWritten = handle.bytesWritten - this.#writtenBase
     this.#released = true
-    const reset = self.resetAndClosing === true
-    self.resetAndClosing = false
+    const reset = takeResetAndClosing(this)
     this.removeListener('connect', this.#onConnect)
     const tls = wrappedByTls(handle)
     const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
@@ -452,44 +439,38 @@ export class RecycledSocket extends net.Socket {
   }
 
   #fdOrThrow(method: string): number {
-    const fd = (this as unknown as SocketWithInternals)._handle?.fd ?? -1
+    const fd = socketHandle(this)?.fd ?? -1
     if (fd < 0) throw new UnsupportedError(`${method}() needs a connected socket with an fd`)
     return fd
   }
 
   /** @internal bytes counters restart at 0 for each tenant (the handle's own counters do not). */
   get _bytesReadForTenant(): number {
-    const handle = (this as unknown as SocketWithInternals)._handle
+    const handle = socketHandle(this)
     if (this.#pooled && handle) return handle.bytesRead - this.#readBase
     if (this.#released) return this.#finalRead
-    return bytesReadGetter.call(this) as number
+    return netBytesRead(this)
   }
 
   /** @internal */
   get _bytesWrittenForTenant(): number {
-    const handle = (this as unknown as SocketWithInternals)._handle
+    const handle = socketHandle(this)
     if (this.#pooled && handle) return handle.bytesWritten - this.#writtenBase
     if (this.#released) return this.#finalWritten
-    return (bytesDispatchedGetter?.call(this) as number | undefined) ?? 0
+    return netBytesDispatched(this)
   }
 }
 
-// bytesRead and _bytesDispatched (behind bytesWritten) are accessors on net.Socket.prototype; the
-// handle's counters run across tenants, so the subclass answers per tenant.
-Object.defineProperty(RecycledSocket.prototype, 'bytesRead', {
-  configurable: true,
-  enumerable: true,
-  get(this: RecycledSocket) {
-    return this._bytesReadForTenant
+// The handle's byte counters run across tenants: the subclass answers per tenant.
+overrideByteCounters(
+  RecycledSocket.prototype,
+  function (this: net.Socket) {
+    return (this as RecycledSocket)._bytesReadForTenant
   },
-})
-Object.defineProperty(RecycledSocket.prototype, '_bytesDispatched', {
-  configurable: true,
-  enumerable: true,
-  get(this: RecycledSocket) {
-    return this._bytesWrittenForTenant
+  function (this: net.Socket) {
+    return (this as RecycledSocket)._bytesWrittenForTenant
   },
-})
+)
 
 function timedOutError(error: Error): Error {
   const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
@@ -499,9 +480,4 @@ function timedOutError(error: Error): Error {
   err.syscall = 'connect'
   Object.assign(err, { address: e.address, port: e.port })
   return err
-}
-
-/** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */
-function setConnecting(socket: net.Socket, value: boolean): void {
-  ;(socket as unknown as { connecting: boolean }).connecting = value
 }

@@ -1,5 +1,5 @@
 import { closeFd, dupFd } from './ffi/syscalls.js'
-import { nodeInternals } from './handle/node-internals.js'
+import { nodeInternals } from './internals/node.js'
 import { closePooled } from './pool-hooks.js'
 import type { PooledFd } from './pooled-fd.js'
 import type { RecyclerState } from './recycler-state.js'

@@ -1,7 +1,7 @@
 import type net from 'node:net'
 import { channels } from './diagnostics.js'
 import { RecyclerClosedError } from './errors.js'
-import { resetReading } from './handle/node-internals.js'
+import { resetReading } from './internals/node.js'
 import { closePooled } from './pool-hooks.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { releaseStep } from './release/executor.js'

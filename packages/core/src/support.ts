@@ -1,5 +1,5 @@
 import { loadLibc } from './ffi/libc.js'
-import { nodeInternals } from './handle/node-internals.js'
+import { nodeInternals } from './internals/node.js'
 import { installConnectHooks } from './pooled-fd.js'
 
 export interface RecyclingSupport {
