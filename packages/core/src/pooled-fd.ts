@@ -20,7 +20,7 @@ const kPooledFd = Symbol('fdrecycle.pooledFd')
 /**
  * One fd owned by a SocketRecycler, with the libuv handle around it. Exactly one owner at a time:
  * the pool (idle states), a tenant socket, or the drain (a ReadDrain or DrainSocket adopted after the tenant
- * left). Only the recycler closes it, through `markClosed()` after `handle.close()`.
+ * left). Only the recycler closes it (pool-hooks.ts: state `closed`, then `handle.close()`).
  */
 export class PooledFd {
   readonly id = nextId++

@@ -93,6 +93,11 @@ export class RecycledSocket extends net.Socket {
     return !this.#plain && this.#pooled !== null
   }
 
+  /** net.Socket#connect's overloads; `finDelayMs` may come with the options. */
+  override connect(options: net.SocketConnectOpts & { finDelayMs?: number | undefined }, connectionListener?: () => void): this
+  override connect(port: number, host: string, connectionListener?: () => void): this
+  override connect(port: number, connectionListener?: () => void): this
+  override connect(path: string, connectionListener?: () => void): this
   override connect(...args: unknown[]): this {
     const { options, listener } = normalizeConnectArgs(args)
     if (this.#host.closed) {

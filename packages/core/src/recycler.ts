@@ -13,6 +13,19 @@ import { recyclingSupport } from './support.js'
 
 export type { RecyclerStats } from './stats.js'
 
+/** This library's per-socket options, accepted beside net's by createConnection and createSocket. */
+export interface RecycledSocketOptions {
+  /**
+   * This socket's own finDelayMs: how long our FIN is withheld for the peer's after `end()`
+   * (0: at once, as a plain socket does, for a peer that answers only after our EOF).
+   * Undefined: the recycler's.
+   */
+  finDelayMs?: number | undefined
+}
+
+/** net.createConnection's options plus RecycledSocketOptions: `createConnection({ host, port, finDelayMs: 0 })`. */
+export type RecycledConnectOpts = net.NetConnectOpts & RecycledSocketOptions
+
 /**
  * Owns pools of unconnected TCP fds (one per address family) and the sockets that borrow them.
  *
@@ -47,7 +60,7 @@ export class SocketRecycler {
   }
 
   /** Same contract as net.createConnection: (options[, listener]), (port[, host][, listener]), (path[, listener]). */
-  createConnection(options: net.NetConnectOpts, connectionListener?: () => void): RecycledSocket
+  createConnection(options: RecycledConnectOpts, connectionListener?: () => void): RecycledSocket
   createConnection(port: number, host?: string, connectionListener?: () => void): RecycledSocket
   createConnection(path: string, connectionListener?: () => void): RecycledSocket
   createConnection(...args: unknown[]): RecycledSocket {
@@ -58,7 +71,7 @@ export class SocketRecycler {
   }
 
   /** An unconnected socket, for factories that call `connect(port, host)` later (pg's `stream`). */
-  createSocket(options?: net.SocketConstructorOpts): RecycledSocket {
+  createSocket(options?: net.SocketConstructorOpts & RecycledSocketOptions): RecycledSocket {
     return new RecycledSocket(this.#host, options as (net.SocketConstructorOpts & Record<string, unknown>) | undefined)
   }
 
@@ -141,10 +154,19 @@ function constructorOptions(options: Record<string, unknown>): net.SocketConstru
   return undefined
 }
 
-let defaultInstance: SocketRecycler | undefined
+/**
+ * Where the default recycler lives: on globalThis under a registered symbol, so that one process
+ * has one, however many copies of this package it loaded (ESM and CJS builds, two installs).
+ */
+const kDefaultRecycler = Symbol.for('fdrecycle.defaultRecycler')
 
 /** One recycler per process with default options, for drop-in use by the adapters. */
 export function defaultRecycler(): SocketRecycler {
-  if (!defaultInstance || defaultInstance.closed) defaultInstance = new SocketRecycler()
-  return defaultInstance
+  const g = globalThis as unknown as Record<symbol, SocketRecycler | undefined>
+  let instance = g[kDefaultRecycler]
+  if (!instance || instance.closed) {
+    instance = new SocketRecycler()
+    g[kDefaultRecycler] = instance
+  }
+  return instance
 }
