@@ -1,6 +1,6 @@
 import net from 'node:net'
 import os from 'node:os'
-import { adoptHandle, detachHandle, setConnecting } from './internals/node.js'
+import { adoptHandle, detachHandle, setConnecting, startReadingFlagged } from './internals/node.js'
 import { ReadDrain, readDrainsWork } from './internals/read-drain.js'
 import type { PooledFd } from './pooled-fd.js'
 
@@ -60,10 +60,7 @@ export class DrainSocket extends net.Socket implements Drain {
 
   /** Reads (and discards) until EOF or an error. */
   startReading(): void {
-    const handle = this.pooled.handle
-    if (handle.reading) return
-    handle.reading = true
-    const err = handle.readStart()
+    const err = startReadingFlagged(this.pooled.handle)
     // UV_EALREADY: the tenant's read goes on (handed over without readStop), which is the point.
     if (err !== 0 && err !== UV_EALREADY) {
       this.#finish({ kind: 'error', error: Object.assign(new Error(`readStart failed (${err})`), { errno: err }) })

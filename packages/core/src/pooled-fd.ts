@@ -1,6 +1,7 @@
 import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
+import { hookConnect, installConnectHooks as installHooks } from './internals/connect-hook.js'
 import type { TcpHandle } from './internals/node.js'
 import { canTransition, type FdState } from './lifecycle.js'
 
@@ -67,10 +68,9 @@ export class PooledFd {
 
   static #hook(handle: TcpHandle, pooled: PooledFd): void {
     handle[kPooledFd] = pooled
-    // Own-property hooks: libuv accepts a connect (returns 0) and will call back later, or fails at
-    // once. Knowing which tells a destroy-while-connecting apart from a failed connect.
-    handle.connect = hookedConnect
-    handle.connect6 = hookedConnect6
+    // libuv accepts a connect (returns 0) and will call back later, or fails at once. Knowing
+    // which tells a destroy-while-connecting apart from a failed connect.
+    hookConnect(handle)
   }
 
   get state(): FdState {
@@ -109,12 +109,9 @@ export class PooledFd {
   }
 }
 
-let tcpConnect: TcpHandle['connect'] | undefined
-let tcpConnect6: TcpHandle['connect6'] | undefined
-
+/** Once per process (support.ts): pooled handles report each connect libuv accepts. */
 export function installConnectHooks(connect: TcpHandle['connect'], connect6: TcpHandle['connect6']): void {
-  tcpConnect = connect
-  tcpConnect6 = connect6
+  installHooks(connect, connect6, connectIssued)
 }
 
 /** What the owner of a handle is told when libuv has accepted its connect. */
@@ -122,20 +119,11 @@ export interface ConnectObserver {
   connectIssued(): void
 }
 
-function hookedConnect(this: TcpHandle, req: object, address: string, port: number): number {
-  return connectIssued(this, tcpConnect!.call(this, req, address, port))
-}
-
-function hookedConnect6(this: TcpHandle, req: object, address: string, port: number): number {
-  return connectIssued(this, tcpConnect6!.call(this, req, address, port))
-}
-
-function connectIssued(handle: TcpHandle, ret: number): number {
+function connectIssued(handle: TcpHandle, ret: number): void {
   const pooled = handle[kPooledFd] as PooledFd
   pooled.connectPending = ret === 0
   if (ret === 0) {
     pooled.uses++
-    ;(pooled.owner as unknown as Partial<ConnectObserver> | null)?.connectIssued?.()
+    ;(pooled.owner as Partial<ConnectObserver> | null)?.connectIssued?.()
   }
-  return ret
 }

@@ -6,7 +6,7 @@ import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
 import {
   adoptHandle, attemptedAddresses, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
-  setSocketHost, socketHandle, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
+  resetReading, setSocketHost, socketHandle, startReadingFlagged, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
 } from './internals/node.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { socketFinDelay } from './options.js'
@@ -251,9 +251,8 @@ export class RecycledSocket extends net.Socket {
    */
   connectIssued(): void {
     const handle = socketHandle(this)
-    if (!handle || handle.reading || this.isPaused() || this.destroyed) return
-    handle.reading = true
-    if (handle.readStart() !== 0) handle.reading = false
+    if (!handle || this.isPaused() || this.destroyed) return
+    if (startReadingFlagged(handle) !== 0) resetReading(handle)
   }
 
   readonly #onConnect = (): void => {

@@ -1,5 +1,5 @@
 import { closeFd, dupFd } from './ffi/syscalls.js'
-import { nodeInternals } from './internals/node.js'
+import { nodeInternals, retireHandle } from './internals/node.js'
 import { closePooled } from './pool-hooks.js'
 import type { PooledFd } from './pooled-fd.js'
 import type { RecyclerState } from './recycler-state.js'
@@ -29,11 +29,6 @@ export function rehandle(r: RecyclerState, pooled: PooledFd): boolean {
     return false
   }
   handle.unref()
-  const old = pooled.replaceHandle(handle)
-  old.readStop()
-  old.onread = noop
-  old.close()
+  retireHandle(pooled.replaceHandle(handle))
   return true
 }
-
-function noop(): void {}

@@ -183,6 +183,24 @@ export function resetReading(handle: TcpHandle): boolean {
   return true
 }
 
+/**
+ * Starts libuv reading and sets the JS `reading` flag beside it (net's tryReadStart does both);
+ * 0 without a call when the flag says it reads already. Returns readStart's code (UV_EALREADY:
+ * libuv was reading all along, handed over without readStop).
+ */
+export function startReadingFlagged(handle: TcpHandle): number {
+  if (handle.reading) return 0
+  handle.reading = true
+  return handle.readStart()
+}
+
+/** Stops reading, cuts the JS callbacks and closes the handle (one retired by a re-handle). */
+export function retireHandle(handle: TcpHandle): void {
+  handle.readStop()
+  handle.onread = noop
+  handle.close()
+}
+
 /** tls.connect({ socket }) over a connected socket defines `reading` on its handle as an accessor. */
 export function wrappedByTls(handle: TcpHandle): boolean {
   const descriptor = Object.getOwnPropertyDescriptor(handle, 'reading')

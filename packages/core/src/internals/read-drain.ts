@@ -1,7 +1,7 @@
 import os from 'node:os'
 import type { Drain, DrainOutcome, DrainReport } from '../drain-socket.js'
 import type { PooledFd } from '../pooled-fd.js'
-import { nodeInternals, resetReading } from './node.js'
+import { nodeInternals, resetReading, startReadingFlagged } from './node.js'
 
 const UV_EALREADY = -os.constants.errno.EALREADY // libuv reports errno negated
 
@@ -27,9 +27,7 @@ export class ReadDrain implements Drain {
     handle.onread = i.onStreamRead
     pooled.owner = this
     // The tenant may have handed the handle over still reading (no readStop, no epoll_ctl).
-    if (handle.reading) return
-    handle.reading = true
-    const err = handle.readStart()
+    const err = startReadingFlagged(handle)
     if (err !== 0 && err !== UV_EALREADY) {
       this.#finish({ kind: 'error', error: Object.assign(new Error(`readStart failed (${err})`), { errno: err }) })
     }
