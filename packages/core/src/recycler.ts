@@ -9,8 +9,8 @@ import {
   TCP_KEEPINTVL, TCP_NODELAY,
 } from './ffi/libc.js'
 import {
-  closeFd, dissolve, dupFd, getIntOption, getLinger, openTcpSocket, setIntOption, setLinger, shutdownWrite, takeSocketError,
-  tcpState,
+  closeFd, dissolve, dupFd, getIntOption, getLinger, openFileLimit, openTcpSocket, setIntOption, setLinger, shutdownWrite,
+  takeSocketError, tcpRttUs, tcpState,
 } from './ffi/syscalls.js'
 import { TcpState, tcpStateName } from './ffi/tcp-info.js'
 import { normalizeConnectArgs } from './connect-args.js'
@@ -19,6 +19,7 @@ import type { FdState } from './lifecycle.js'
 import { validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions } from './options.js'
 import { Dirty, PooledFd } from './pooled-fd.js'
 import { RecycledSocket, type SocketHost, type TenantExit } from './recycled-socket.js'
+import { ReleasePolicy } from './release-policy.js'
 import { recyclingSupport } from './support.js'
 
 /** A snapshot of what a recycler owns and has done (undici's PoolStats, no metrics library). */
@@ -43,6 +44,8 @@ export interface RecyclerStats {
   finSentFirst: number
   /** bytes that arrived after their socket's user had let go, read and dropped */
   discardedBytes: number
+  /** drains closed early (close(2), as a plain socket's destroy() would) because maxDraining was reached */
+  drainsShed: number
   /** idle fds in the pools (unconnected or parked), including those cooling */
   idle: number
   /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
@@ -93,7 +96,12 @@ export class SocketRecycler implements SocketHost {
     peerClosedFirst: 0,
     finSentFirst: 0,
     discardedBytes: 0,
+    drainsShed: 0,
   }
+  /** The adaptive finDelay per destination (releasePolicy 'adaptive'), else null. */
+  readonly #policy: ReleasePolicy | null
+  /** maxDraining, resolved ('auto': a quarter of RLIMIT_NOFILE). */
+  readonly #maxDraining: number
 
   constructor(options?: RecyclerOptions) {
     this.options = validateOptions(options)
@@ -110,6 +118,12 @@ export class SocketRecycler implements SocketHost {
           validate: (pooled) => this.#validate(pooled),
         })
       : null
+    this.#policy = this.#mode === 'recycling' && this.options.releasePolicy === 'adaptive'
+      ? new ReleasePolicy({ probeMs: this.options.finDelayMs })
+      : null
+    this.#maxDraining = this.options.maxDraining === 'auto'
+      ? (this.#mode === 'recycling' ? autoMaxDraining() : 0)
+      : this.options.maxDraining
   }
 
   /** Same contract as net.createConnection: (options[, listener]), (port[, host][, listener]), (path[, listener]). */
@@ -161,7 +175,7 @@ export class SocketRecycler implements SocketHost {
     const pool = this.#pool
     // Connects still waiting for an fd (maxSockets reached) fail now, not once one frees up.
     pool?.abortWaiters(new RecyclerClosedError())
-    if (this.#active.size + this.#draining.size + this.#plain.size > 0 && this.options.closeTimeoutMs > 0) {
+    if (this.#busy() > 0 && this.options.closeTimeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.closeTimeoutMs)
         this.#onSettled = () => {
@@ -187,7 +201,18 @@ export class SocketRecycler implements SocketHost {
   }
 
   #settled(): void {
-    if (this.#onSettled && this.#active.size + this.#draining.size + this.#plain.size === 0) this.#onSettled()
+    if (this.#onSettled && this.#busy() === 0) this.#onSettled()
+  }
+
+  /**
+   * What close() waits for: sockets in use, and drains whose FIN is still withheld (bounded by
+   * finDelayMs). A drain whose FIN is out waits for a peer that may never close (drainTimeoutMs):
+   * close() closes it at once, as a plain socket's destroy() would have.
+   */
+  #busy(): number {
+    let draining = 0
+    for (const pooled of this.#draining.keys()) if (pooled.state !== 'fin-sent') draining++
+    return this.#active.size + this.#plain.size + draining
   }
 
   // ---- the pool's factory -------------------------------------------------------------------
@@ -283,6 +308,10 @@ export class SocketRecycler implements SocketHost {
 
   checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean {
     pooled.finDelayMs = socket.finDelayMs ?? this.options.finDelayMs
+    // release policy: the adaptive wait unless the socket has a finDelayMs of its own
+    pooled.adaptive = this.#policy !== null && socket.finDelayMs === undefined
+    pooled.endedAt = 0
+    pooled.withheldMs = 0
     // Options the last tenant changed are reset here rather than at its release, and only those
     // this tenant does not set again itself: node:http's Agent asks for NODELAY and KEEPALIVE on
     // every socket, and resetting them in between would cost five setsockopt calls per connection.
@@ -311,14 +340,17 @@ export class SocketRecycler implements SocketHost {
   tenantEnded(pooled: PooledFd): void {
     if (pooled.state === 'peer-closed') {
       this.#counters.peerClosedFirst++
+      this.#observe(pooled, true) // release policy
       this.#sendFin(pooled, 'finished', 'tenant ended after the peer closed')
     } else if (pooled.state === 'open') {
-      if (pooled.finDelayMs === 0) {
+      const delay = this.#withhold(pooled) // release policy
+      if (delay === 0) {
         this.#counters.finSentFirst++
+        this.#observe(pooled, false) // release policy
         this.#sendFin(pooled, 'fin-sent', 'tenant ended (finDelayMs 0)')
       } else {
         pooled.setState('awaiting-eof', 'tenant ended; FIN withheld for the peer')
-        this.#startTimer(pooled, pooled.finDelayMs)
+        this.#startTimer(pooled, delay)
       }
     }
   }
@@ -331,6 +363,7 @@ export class SocketRecycler implements SocketHost {
       case 'awaiting-eof':
         pooled.clearTimer()
         this.#counters.peerClosedFirst++
+        this.#observe(pooled, true) // release policy
         this.#sendFin(pooled, 'finished', 'peer closed first')
         break
       case 'fin-sent':
@@ -367,6 +400,7 @@ export class SocketRecycler implements SocketHost {
       // The socket read the peer's EOF itself: no need to ask the kernel.
       if (pooled.state === 'peer-closed') {
         this.#counters.peerClosedFirst++
+        this.#observe(pooled, true) // release policy
         this.#sendFin(pooled, 'finished', 'tenant left after the peer closed')
       }
       if (pooled.state === 'finished') return this.#release(pooled, 'parked', 'both FINs out')
@@ -399,12 +433,16 @@ export class SocketRecycler implements SocketHost {
       case TcpState.CLOSE_WAIT:
         if (pooled.state === 'open') pooled.setState('peer-closed', 'kernel: CLOSE_WAIT')
         this.#counters.peerClosedFirst++
+        this.#observe(pooled, true) // release policy
         this.#sendFin(pooled, 'finished', 'tenant left after the peer closed')
         return this.#release(pooled, 'parked', 'both FINs out')
       case TcpState.LAST_ACK:
       case TcpState.CLOSING:
         // LAST_ACK: the peer's FIN came first (TLS sent ours through libuv after it)
-        if (state === TcpState.LAST_ACK) this.#counters.peerClosedFirst++
+        if (state === TcpState.LAST_ACK) {
+          this.#counters.peerClosedFirst++
+          this.#observe(pooled, true) // release policy
+        }
         pooled.clearTimer()
         pooled.setState('finished', `kernel: ${tcpStateName(state)}`)
         return this.#release(pooled, 'parked', 'both FINs out')
@@ -482,6 +520,7 @@ export class SocketRecycler implements SocketHost {
       }
       const drain = startDrain(pooled, true, this.#onDrainReport)
       this.#draining.set(pooled, drain)
+      this.#shedDrains() // maxDraining
       pooled.handle.unref()
       return
     }
@@ -494,18 +533,39 @@ export class SocketRecycler implements SocketHost {
     const drain = startDrain(pooled, false, this.#onDrainReport)
     this.#draining.set(pooled, drain)
     pooled.handle.unref()
+    if (this.#shedDrains(pooled)) return // maxDraining: this drain was the oldest
     if (pooled.timer) return
     if (pooled.state === 'fin-sent') {
       this.#startTimer(pooled, this.options.drainTimeoutMs)
     } else if (pooled.state === 'awaiting-eof') {
-      if (pooled.finDelayMs === 0) {
+      const delay = this.#withhold(pooled) // release policy
+      if (delay === 0) {
         this.#counters.finSentFirst++
+        this.#observe(pooled, false) // release policy
         this.#sendFin(pooled, 'fin-sent', 'tenant left (finDelayMs 0)')
         this.#startTimer(pooled, this.options.drainTimeoutMs)
       } else {
-        this.#startTimer(pooled, pooled.finDelayMs)
+        this.#startTimer(pooled, delay)
       }
     }
+  }
+
+  /**
+   * maxDraining: past the cap, the oldest drains are closed the way a plain socket's destroy() would
+   * (close(2): FIN now, or RST with unread data; the fd is not reused), so that fds held for peers
+   * that never close cannot cause an EMFILE a plain client would not meet. True if `pooled`'s went.
+   */
+  #shedDrains(newest?: PooledFd): boolean {
+    if (this.#maxDraining === 0) return false
+    for (const [oldest, drain] of this.#draining) {
+      if (this.#draining.size <= this.#maxDraining) break
+      drain?.abandon()
+      this.#draining.delete(oldest)
+      this.#counters.drainsShed++
+      if (oldest.state === 'awaiting-eof') this.#counters.finSentFirst++
+      this.#close(oldest, `maxDraining (${this.#maxDraining}) reached`)
+    }
+    return newest !== undefined && !this.#draining.has(newest)
   }
 
   readonly #onDrainReport = (drain: Drain, outcome: DrainOutcome): void => {
@@ -518,6 +578,7 @@ export class SocketRecycler implements SocketHost {
         pooled.clearTimer()
         if (pooled.state === 'awaiting-eof') {
           this.#counters.peerClosedFirst++
+          this.#observe(pooled, true) // release policy
           this.#sendFin(pooled, 'finished', 'peer closed during drain')
         } else if (pooled.state === 'fin-sent') {
           pooled.setState('finished', 'peer EOF during drain')
@@ -537,8 +598,10 @@ export class SocketRecycler implements SocketHost {
     pooled.timer = null
     if (pooled.state === 'awaiting-eof') {
       this.#counters.finSentFirst++
+      this.#observe(pooled, false) // release policy
       this.#sendFin(pooled, 'fin-sent', 'finDelayMs elapsed')
       if (this.#draining.has(pooled)) this.#startTimer(pooled, this.options.drainTimeoutMs)
+      this.#settled() // close() does not wait for a drain whose FIN is out
       return
     }
     if (pooled.state === 'fin-sent' && this.#draining.has(pooled)) {
@@ -557,6 +620,38 @@ export class SocketRecycler implements SocketHost {
     pooled.clearTimer()
     pooled.timer = setTimeout(this.#onTimer, ms, pooled)
     pooled.timer.unref()
+  }
+
+  // ---- release policy (release-policy.ts): the adaptive finDelay ----------------------------
+
+  /** The tenant's goodbye: how long its FIN is withheld (the policy's, or a fixed finDelayMs). */
+  #withhold(pooled: PooledFd): number {
+    if (!pooled.adaptive || !this.#policy || pooled.destination === null) return pooled.finDelayMs
+    pooled.endedAt = performance.now()
+    pooled.withheldMs = this.#policy.finDelay(pooled.destination)
+    return pooled.withheldMs
+  }
+
+  /** Tells the policy who closed first on this connection, once per connection. */
+  #observe(pooled: PooledFd, peerClosedFirst: boolean): void {
+    if (!pooled.adaptive || !this.#policy || pooled.destination === null) return
+    pooled.adaptive = false
+    const destination = pooled.destination
+    const elapsedMs = pooled.endedAt > 0 ? performance.now() - pooled.endedAt : 0
+    let rttMs: number | undefined
+    // the socket still holds its RTT here (tcp_disconnect clears it); read now and then only
+    if (peerClosedFirst && this.#policy.wantsRtt(destination)) {
+      try {
+        rttMs = tcpRttUs(pooled.fd) / 1000
+      } catch {
+        // an RTT is a refinement; the observation stands without it
+      }
+    }
+    this.#policy.record(destination, { peerClosedFirst, elapsedMs, withheldMs: pooled.withheldMs, ...(rttMs === undefined ? {} : { rttMs }) })
+    if (debug.enabled) {
+      debug('fd#%d %s: %s first after %d ms (withheld %d ms): %s', pooled.id, destination,
+        peerClosedFirst ? 'peer closed' : 'our FIN', Math.round(elapsedMs), pooled.withheldMs, this.#policy.verdict(destination))
+    }
   }
 
   #sendFin(pooled: PooledFd, next: FdState, reason: string): void {
@@ -717,6 +812,15 @@ function keepaliveDefaults(): { idle: number; interval: number; count: number } 
   }
   keepalive = { idle: read('tcp_keepalive_time', 7200), interval: read('tcp_keepalive_intvl', 75), count: read('tcp_keepalive_probes', 9) }
   return keepalive
+}
+
+/** maxDraining 'auto': a quarter of the soft RLIMIT_NOFILE, at least 16 (the rest is the user's). */
+function autoMaxDraining(): number {
+  try {
+    return Math.max(16, Math.floor(openFileLimit() / 4))
+  } catch {
+    return 256
+  }
 }
 
 let defaultInstance: SocketRecycler | undefined

@@ -13,6 +13,7 @@ export interface Libc {
   readonly fcntl: (fd: number, cmd: number, arg: number) => number
   readonly getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number
   readonly setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number
+  readonly getrlimit: (resource: number, rlim: Buffer) => number
 }
 
 let libc: Libc | undefined
@@ -35,6 +36,7 @@ export function loadLibc(): Libc {
       fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
       getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      getrlimit: lib.func('int getrlimit(int resource, void *rlim)'),
     }
     return libc
   } catch (err) {
@@ -69,3 +71,6 @@ export const TCP_KEEPIDLE = 4
 export const TCP_KEEPINTVL = 5
 export const TCP_KEEPCNT = 6
 export const TCP_INFO = 11
+export const RLIMIT_NOFILE = 7
+/** struct tcp_info: offset of tcpi_rtt (u32, microseconds), after 8 bytes of u8 fields and 15 u32. */
+export const TCPI_RTT_OFFSET = 68
