@@ -157,7 +157,11 @@ const CHECKS: Record<keyof RecyclerOptions, Check> = {
   maxSockets: count(0),
   acquireTimeoutMillis: milliseconds(1),
   resetSocketOptions: oneOf('tracked', 'verify'),
-  maxDraining: (name, value) => (value === 'auto' ? undefined : integer(name, value, 1, MAX_COUNT)),
+  maxDraining: (name, value) => {
+    if (value === 'auto') return
+    if (typeof value !== 'number') throw new InvalidOptionError(name, `expected 'auto' or an integer, received ${describe(value)}`)
+    integer(name, value, 1, MAX_COUNT)
+  },
   closeTimeoutMs: milliseconds(0),
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
+import { drainsOverBudget, resolveMaxDraining } from './drain-budget.js'
 import { startDrain, type Drain, type DrainOutcome } from './drain-socket.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { FdPool, type Validity } from './fd-pool.js'
@@ -121,9 +122,7 @@ export class SocketRecycler implements SocketHost {
     this.#policy = this.#mode === 'recycling' && this.options.releasePolicy === 'adaptive'
       ? new ReleasePolicy({ probeMs: this.options.finDelayMs })
       : null
-    this.#maxDraining = this.options.maxDraining === 'auto'
-      ? (this.#mode === 'recycling' ? autoMaxDraining() : 0)
-      : this.options.maxDraining
+    this.#maxDraining = this.#mode === 'recycling' ? resolveMaxDraining(this.options.maxDraining, openFileLimit) : 0
   }
 
   /** Same contract as net.createConnection: (options[, listener]), (port[, host][, listener]), (path[, listener]). */
@@ -557,9 +556,8 @@ export class SocketRecycler implements SocketHost {
    */
   #shedDrains(newest?: PooledFd): boolean {
     if (this.#maxDraining === 0) return false
-    for (const [oldest, drain] of this.#draining) {
-      if (this.#draining.size <= this.#maxDraining) break
-      drain?.abandon()
+    for (const oldest of drainsOverBudget(this.#draining, this.#maxDraining)) {
+      this.#draining.get(oldest)?.abandon()
       this.#draining.delete(oldest)
       this.#counters.drainsShed++
       if (oldest.state === 'awaiting-eof') this.#counters.finSentFirst++
@@ -812,15 +810,6 @@ function keepaliveDefaults(): { idle: number; interval: number; count: number } 
   }
   keepalive = { idle: read('tcp_keepalive_time', 7200), interval: read('tcp_keepalive_intvl', 75), count: read('tcp_keepalive_probes', 9) }
   return keepalive
-}
-
-/** maxDraining 'auto': a quarter of the soft RLIMIT_NOFILE, at least 16 (the rest is the user's). */
-function autoMaxDraining(): number {
-  try {
-    return Math.max(16, Math.floor(openFileLimit() / 4))
-  } catch {
-    return 256
-  }
 }
 
 let defaultInstance: SocketRecycler | undefined
