@@ -595,6 +595,14 @@ export class SocketRecycler implements SocketHost {
   readonly #onTimer = (pooled: PooledFd): void => {
     pooled.timer = null
     if (pooled.state === 'awaiting-eof') {
+      // A busy event loop runs expired timers before the I/O that may carry the peer's EOF: if the
+      // kernel already holds its FIN (CLOSE_WAIT), the peer closed first; ours leaves no TIME_WAIT.
+      if (this.#peerFinIn(pooled)) {
+        this.#counters.peerClosedFirst++
+        this.#observe(pooled, true) // release policy
+        this.#sendFin(pooled, 'finished', 'peer FIN already in when finDelayMs elapsed')
+        return this.#settled()
+      }
       this.#counters.finSentFirst++
       this.#observe(pooled, false) // release policy
       this.#sendFin(pooled, 'fin-sent', 'finDelayMs elapsed')
@@ -611,6 +619,14 @@ export class SocketRecycler implements SocketHost {
       this.#draining.delete(pooled)
       if (policy === 'reset') return this.#dissolveAndRelease(pooled, 'drainTimeoutMs elapsed (reset)')
       return this.#close(pooled, 'drainTimeoutMs elapsed (close)')
+    }
+  }
+
+  #peerFinIn(pooled: PooledFd): boolean {
+    try {
+      return tcpState(pooled.fd) === TcpState.CLOSE_WAIT
+    } catch {
+      return false
     }
   }
 
