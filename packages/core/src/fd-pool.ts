@@ -100,7 +100,10 @@ export class FdPool {
         max: o.maxSockets > 0 ? o.maxSockets : UNLIMITED,
         min: o.minIdle,
         acquireTimeoutMillis: o.acquireTimeoutMillis,
-        idleTimeoutMillis: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : UNLIMITED,
+        // The soft timeout: generic-pool's hard idleTimeoutMillis evicts below `min` too, and its
+        // _ensureMinimum() then makes the fd again, so the minIdle floor churned every run.
+        idleTimeoutMillis: UNLIMITED,
+        softIdleTimeoutMillis: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1,
         evictionRunIntervalMillis: o.idleTimeoutMs > 0 ? Math.max(100, Math.min(o.idleTimeoutMs, 10_000)) : 0,
         numTestsPerEvictionRun: UNLIMITED,
         // LIFO: the warmest fd goes out first, cold ones age out.
@@ -327,8 +330,10 @@ export class FdPool {
     for (const family of [4, 6] as const) {
       const warm = this.#warm[family]
       // LIFO: the oldest are at the bottom of the stack
+      // ... but never below the minIdle floor: closed, it would only be made again.
       let stale = 0
-      while (stale < warm.length && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
+      const surplus = this.#idle[family].size - this.#options.minIdle
+      while (stale < warm.length && stale < surplus && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
       for (const pooled of warm.splice(0, stale)) this.#drop(pooled)
       // Lingering fds idle too long are closed; close(2) leaves the kernel retransmitting our FIN.
       const lingering = this.#lingering[family]

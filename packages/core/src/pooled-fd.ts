@@ -37,6 +37,13 @@ export class PooledFd {
   connectPending = false
   /** How long this tenant's FIN is withheld (the socket's finDelayMs, else the recycler's). */
   finDelayMs = 0
+  /** Release policy: where this tenant connected (`address:port`), set at attach. */
+  destination: string | null = null
+  /** Release policy: this tenant's wait is the adaptive policy's, and its outcome is still to be learnt. */
+  adaptive = false
+  /** Release policy: when the tenant said goodbye (performance.now(); 0: not yet) and the wait it got. */
+  endedAt = 0
+  withheldMs = 0
   /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
   timer: NodeJS.Timeout | null = null
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */

@@ -85,7 +85,10 @@ export class RecycledSocket extends net.Socket {
 
   set finDelayMs(value: number | undefined) {
     this.#finDelayMs = socketFinDelay(value)
-    if (this.#finDelayMs !== undefined && this.#pooled) this.#pooled.finDelayMs = this.#finDelayMs
+    if (this.#finDelayMs !== undefined && this.#pooled) {
+      this.#pooled.finDelayMs = this.#finDelayMs
+      this.#pooled.adaptive = false // release policy: the socket's own finDelayMs wins
+    }
   }
 
   /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */
@@ -218,6 +221,8 @@ export class RecycledSocket extends net.Socket {
       this.#connectTo(destination, port)
       return
     }
+    // release policy: the adaptive finDelay is learnt per destination
+    pooled.destination = `${destination.address}:${port}`
     const handle = pooled.handle
     this.#pooled = pooled
     this.#sawEof = false

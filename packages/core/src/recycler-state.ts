@@ -4,6 +4,7 @@ import type { Drain, DrainOutcome } from './drain-socket.js'
 import type { FdPool } from './fd-pool.js'
 import type { ResolvedRecyclerOptions } from './options.js'
 import type { PooledFd } from './pooled-fd.js'
+import type { ReleasePolicy } from './release-policy.js'
 import { drainReported, timerFired } from './release/executor.js'
 import type { ReleaseContext } from './release/protocol.js'
 import { newCounters, type Counters } from './stats.js'
@@ -27,6 +28,10 @@ export class RecyclerState {
   readonly counters: Counters = newCounters()
   /** Why an fd is being closed, for the fdClosed channel (set before the pool destroys it). */
   readonly closeReasons = new WeakMap<PooledFd, string>()
+  /** The adaptive finDelay per destination (releasePolicy 'adaptive'), else null. */
+  policy: ReleasePolicy | null = null
+  /** maxDraining, resolved ('auto': a quarter of RLIMIT_NOFILE); 0: no cap (passthrough). */
+  maxDraining = 0
   closed = false
   onSettled: (() => void) | null = null
   /** The release protocol's timer callback (setTimeout(onTimer, ms, pooled): no closure per fd). */
@@ -44,7 +49,18 @@ export class RecyclerState {
 
   /** Nothing in use, draining or open on the plain path: lets close() finish early. */
   settled(): void {
-    if (this.onSettled && this.active.size + this.draining.size + this.plain.size === 0) this.onSettled()
+    if (this.onSettled && this.busy() === 0) this.onSettled()
+  }
+
+  /**
+   * What close() waits for: sockets in use, and drains whose FIN is still withheld (bounded by
+   * finDelayMs). A drain whose FIN is out waits for a peer that may never close (drainTimeoutMs):
+   * close() closes it at once, as a plain socket's destroy() would have.
+   */
+  busy(): number {
+    let draining = 0
+    for (const pooled of this.draining.keys()) if (pooled.state !== 'fin-sent') draining++
+    return this.active.size + this.plain.size + draining
   }
 
   releaseFailed(pooled: PooledFd, error: unknown): void {

@@ -10,6 +10,9 @@ import { RecyclerState } from './recycler-state.js'
 import { createSocketHost, type SocketHost } from './socket-host.js'
 import type { RecyclerStats } from './stats.js'
 import { recyclingSupport } from './support.js'
+import { resolveMaxDraining } from './drain-budget.js'
+import { openFileLimit } from './ffi/syscalls.js'
+import { ReleasePolicy } from './release-policy.js'
 
 export type { RecyclerStats } from './stats.js'
 
@@ -56,7 +59,11 @@ export class SocketRecycler {
     debug('recycler created: mode %s%s', mode, support.supported ? '' : ` (${support.reason})`)
     this.#r = new RecyclerState(this.options, mode)
     this.#host = createSocketHost(this.#r)
-    if (mode === 'recycling') this.#r.pool = new FdPool(this.options, poolHooks(this.#r))
+    if (mode === 'recycling') {
+      this.#r.pool = new FdPool(this.options, poolHooks(this.#r))
+      if (this.options.releasePolicy === 'adaptive') this.#r.policy = new ReleasePolicy({ probeMs: this.options.finDelayMs })
+      this.#r.maxDraining = resolveMaxDraining(this.options.maxDraining, openFileLimit)
+    }
   }
 
   /** Same contract as net.createConnection: (options[, listener]), (port[, host][, listener]), (path[, listener]). */
@@ -110,7 +117,7 @@ export class SocketRecycler {
     const pool = r.pool
     // Connects still waiting for an fd (maxSockets reached) fail now, not once one frees up.
     pool?.abortWaiters(new RecyclerClosedError())
-    if (r.active.size + r.draining.size + r.plain.size > 0 && this.options.closeTimeoutMs > 0) {
+    if (r.busy() > 0 && this.options.closeTimeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.closeTimeoutMs)
         r.onSettled = () => {

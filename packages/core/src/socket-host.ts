@@ -128,7 +128,12 @@ function giveBack(r: RecyclerState, pooled: PooledFd): void {
 }
 
 function checkout(r: RecyclerState, pooled: PooledFd, socket: net.Socket, wanted: number): boolean {
-  pooled.finDelayMs = (socket as { finDelayMs?: number | undefined }).finDelayMs ?? r.options.finDelayMs
+  const own = (socket as { finDelayMs?: number | undefined }).finDelayMs
+  pooled.finDelayMs = own ?? r.options.finDelayMs
+  // release policy: the adaptive wait unless the socket has a finDelayMs of its own
+  pooled.adaptive = r.policy !== null && own === undefined
+  pooled.endedAt = 0
+  pooled.withheldMs = 0
   // Options the last tenant changed are reset here rather than at its release, and only those
   // this tenant does not set again itself: node:http's Agent asks for NODELAY and KEEPALIVE on
   // every socket, and resetting them in between would cost five setsockopt calls per connection.

@@ -20,6 +20,8 @@ export interface RecyclerStats {
   finSentFirst: number
   /** bytes that arrived after their socket's user had let go, read and dropped */
   discardedBytes: number
+  /** drains closed early (close(2), as a plain socket's destroy() would) because maxDraining was reached */
+  drainsShed: number
   /** idle fds in the pools (unconnected or parked), including those cooling */
   idle: number
   /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
@@ -45,5 +47,6 @@ export function newCounters(): Counters {
     peerClosedFirst: 0,
     finSentFirst: 0,
     discardedBytes: 0,
+    drainsShed: 0,
   }
 }

@@ -19,6 +19,7 @@ export interface Libc {
   readonly accept4: (fd: number, addr: null, len: null, flags: number) => number
   readonly getsockname: (fd: number, addr: Buffer, len: Buffer) => number
   readonly poll: (fds: Buffer, nfds: number, timeoutMs: number) => number
+  readonly getrlimit: (resource: number, rlim: Buffer) => number
 }
 
 let libc: Libc | undefined
@@ -46,6 +47,7 @@ export function loadLibc(): Libc {
       accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)'),
       getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
       poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+      getrlimit: lib.func('int getrlimit(int resource, void *rlim)'),
     }
     return libc
   } catch (err) {
@@ -81,3 +83,6 @@ export const TCP_KEEPCNT = 6
 export const TCP_INFO = 11
 export const POLLIN = 0x001
 export const POLLOUT = 0x004
+export const RLIMIT_NOFILE = 7
+/** struct tcp_info: offset of tcpi_rtt (u32, microseconds), after 8 bytes of u8 fields and 15 u32. */
+export const TCPI_RTT_OFFSET = 68

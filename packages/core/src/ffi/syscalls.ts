@@ -1,7 +1,7 @@
 import { getSystemErrorName } from 'node:util'
 import {
   AF_INET, AF_INET6, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
-  SO_ERROR, SO_LINGER, TCP_INFO, loadLibc,
+  SO_ERROR, SO_LINGER, TCP_INFO, RLIMIT_NOFILE, TCPI_RTT_OFFSET, loadLibc,
 } from './libc.js'
 
 /**
@@ -111,4 +111,22 @@ export function setLinger(fd: number, linger: Linger): void {
   lingerValue.writeInt32LE(linger.onoff ? 1 : 0, 0)
   lingerValue.writeInt32LE(linger.seconds, 4)
   check(loadLibc().setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerValue, 8), 'setsockopt')
+}
+
+const infoValue = Buffer.alloc(TCPI_RTT_OFFSET + 4)
+const rlimValue = Buffer.alloc(16)
+
+/** The connection's smoothed RTT in microseconds (TCP_INFO tcpi_rtt); 0 before any sample. */
+export function tcpRttUs(fd: number): number {
+  optLen.writeUInt32LE(infoValue.length, 0)
+  check(loadLibc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, infoValue, optLen), 'getsockopt')
+  // an older kernel may copy fewer bytes than asked (it writes the length it copied)
+  return optLen.readUInt32LE(0) >= infoValue.length ? infoValue.readUInt32LE(TCPI_RTT_OFFSET) : 0
+}
+
+/** The soft RLIMIT_NOFILE of this process (getrlimit; struct rlimit is two 64-bit values on Linux/64-bit). */
+export function openFileLimit(): number {
+  check(loadLibc().getrlimit(RLIMIT_NOFILE, rlimValue), 'getrlimit')
+  const soft = rlimValue.readBigUInt64LE(0)
+  return soft > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(soft)
 }

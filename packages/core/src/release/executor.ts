@@ -1,7 +1,8 @@
 import { channels, debug } from '../diagnostics.js'
 import { startDrain, type Drain, type DrainOutcome } from '../drain-socket.js'
-import { dissolve, shutdownWrite, takeSocketError, tcpState } from '../ffi/syscalls.js'
-import { disconnectSendsReset } from '../ffi/tcp-info.js'
+import { drainsOverBudget } from '../drain-budget.js'
+import { dissolve, shutdownWrite, takeSocketError, tcpRttUs, tcpState } from '../ffi/syscalls.js'
+import { TcpState, disconnectSendsReset } from '../ffi/tcp-info.js'
 import { Dirty, type PooledFd } from '../pooled-fd.js'
 import { closePooled } from '../pool-hooks.js'
 import type { RecyclerState } from '../recycler-state.js'
@@ -12,19 +13,73 @@ import { step, type ReleaseAction, type ReleaseContext, type ReleaseEvent } from
  * our FIN, starts the protocol's timers, hands an fd to a drain, and returns it to the pool.
  */
 
-const TIMER: ReleaseEvent = Object.freeze({ kind: 'timer' })
+const TIMER: ReleaseEvent = Object.freeze({ kind: 'timer', peerFinIn: false })
+const TIMER_PEER_FIN_IN: ReleaseEvent = Object.freeze({ kind: 'timer', peerFinIn: true })
 const DRAIN_EOF: ReleaseEvent = Object.freeze({ kind: 'drain-eof' })
 const DRAIN_ERROR: ReleaseEvent = Object.freeze({ kind: 'drain-error' })
 const CONNECT_WON: ReleaseEvent = Object.freeze({ kind: 'connect-done', failed: false })
 const CONNECT_FAILED: ReleaseEvent = Object.freeze({ kind: 'connect-done', failed: true })
 
-function contextOf(r: RecyclerState, pooled: PooledFd): ReleaseContext {
+function contextOf(r: RecyclerState, pooled: PooledFd, event: ReleaseEvent): ReleaseContext {
   const ctx = r.releaseContext
-  ctx.state = pooled.state
+  const state = pooled.state
+  ctx.state = state
   ctx.draining = r.draining.has(pooled)
   ctx.timerArmed = pooled.timer !== null
+  // The goodbye (the tenant ended or left, the peer still open): the release policy decides the wait now.
+  if (pooled.adaptive && !ctx.timerArmed && (state === 'open' || state === 'awaiting-eof') && event.kind !== 'peer-eof') withhold(r, pooled)
   ctx.finDelayZero = pooled.finDelayMs === 0
   return ctx
+}
+
+// ---- the release policy (release-policy.ts): the adaptive finDelay --------------------------------
+
+/** The tenant's goodbye: the policy's wait for this destination becomes this connection's finDelayMs. */
+function withhold(r: RecyclerState, pooled: PooledFd): void {
+  if (pooled.endedAt > 0 || !r.policy || pooled.destination === null) return
+  pooled.endedAt = performance.now()
+  pooled.withheldMs = r.policy.finDelay(pooled.destination)
+  pooled.finDelayMs = pooled.withheldMs
+}
+
+/** Tells the policy who closed first on this connection, once per connection. */
+function observe(r: RecyclerState, pooled: PooledFd, peerClosedFirst: boolean): void {
+  const policy = r.policy
+  const destination = pooled.destination
+  if (!pooled.adaptive || !policy || destination === null) return
+  pooled.adaptive = false
+  const elapsedMs = pooled.endedAt > 0 ? performance.now() - pooled.endedAt : 0
+  let rttMs: number | undefined
+  // the socket still holds its RTT here (tcp_disconnect clears it); read now and then only
+  if (peerClosedFirst && policy.wantsRtt(destination)) {
+    try {
+      rttMs = tcpRttUs(pooled.fd) / 1000
+    } catch {
+      // an RTT is a refinement; the observation stands without it
+    }
+  }
+  policy.record(destination, { peerClosedFirst, elapsedMs, withheldMs: pooled.withheldMs, ...(rttMs === undefined ? {} : { rttMs }) })
+  if (debug.enabled) {
+    debug('fd#%d %s: %s first after %d ms (withheld %d ms): %s', pooled.id, destination,
+      peerClosedFirst ? 'peer closed' : 'our FIN', Math.round(elapsedMs), pooled.withheldMs, policy.verdict(destination))
+  }
+}
+
+/**
+ * maxDraining: past the cap, the oldest drains are closed the way a plain socket's destroy() would
+ * (close(2): FIN now, or RST with unread data; the fd is not reused), so that fds held for peers
+ * that never close cannot cause an EMFILE a plain client would not meet. True if `newest` went.
+ */
+function shedDrains(r: RecyclerState, newest: PooledFd): boolean {
+  if (r.maxDraining === 0 || r.draining.size <= r.maxDraining) return false
+  for (const oldest of drainsOverBudget(r.draining, r.maxDraining)) {
+    r.draining.get(oldest)?.abandon()
+    r.draining.delete(oldest)
+    r.counters.drainsShed++
+    if (oldest.state === 'awaiting-eof') r.counters.finSentFirst++
+    closePooled(r, oldest, `maxDraining (${r.maxDraining}) reached`)
+  }
+  return !r.draining.has(newest)
 }
 
 /**
@@ -32,7 +87,7 @@ function contextOf(r: RecyclerState, pooled: PooledFd): ReleaseContext {
  * reason of a dissolve (a drain's error message).
  */
 export function releaseStep(r: RecyclerState, pooled: PooledFd, event: ReleaseEvent, detail?: string, knownTcp = -1): void {
-  const { actions } = step(contextOf(r, pooled), event)
+  const { actions } = step(contextOf(r, pooled, event), event)
   for (let i = 0; i < actions.length; i++) {
     if (!perform(r, pooled, actions[i]!, detail, knownTcp)) return
   }
@@ -43,6 +98,8 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
   switch (a.op) {
     case 'count':
       r.counters[a.counter]++
+      if (a.counter === 'peerClosedFirst') observe(r, pooled, true)
+      else if (a.counter === 'finSentFirst') observe(r, pooled, false)
       return true
     case 'clear-timer':
       pooled.clearTimer()
@@ -64,7 +121,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
     case 'drain':
       r.draining.set(pooled, startDrain(pooled, false, r.onDrainReport))
       pooled.handle.unref()
-      return true
+      return !shedDrains(r, pooled)
     case 'abort-connect-and-drain': {
       // Dissolving a socket in SYN_SENT makes libuv complete the connect with an error; a
       // DrainSocket receives that callback, then the fd is idle.
@@ -80,7 +137,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       }
       r.draining.set(pooled, startDrain(pooled, true, r.onDrainReport))
       pooled.handle.unref()
-      return true
+      return !shedDrains(r, pooled)
     }
     case 'abort-attempt': {
       const fd = pooled.fd
@@ -127,7 +184,21 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
 /** setTimeout callback (RecyclerState#onTimer). */
 export function timerFired(r: RecyclerState, pooled: PooledFd): void {
   pooled.timer = null
-  releaseStep(r, pooled, TIMER)
+  releaseStep(r, pooled, pooled.state === 'awaiting-eof' && peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
+  // close() does not wait for a drain whose FIN is out
+  r.settled()
+}
+
+/**
+ * A busy event loop runs expired timers before the I/O that may carry the peer's EOF: if the
+ * kernel already holds its FIN (CLOSE_WAIT), the peer closed first and ours leaves no TIME_WAIT.
+ */
+function peerFinIn(pooled: PooledFd): boolean {
+  try {
+    return tcpState(pooled.fd) === TcpState.CLOSE_WAIT
+  } catch {
+    return false
+  }
 }
 
 /** A drain's report (RecyclerState#onDrainReport). */

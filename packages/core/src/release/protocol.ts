@@ -43,8 +43,12 @@ export type ReleaseEvent =
     }
   /** the state TCP_INFO reported after a `query-kernel` action */
   | { readonly kind: 'kernel-state'; readonly tcp: number }
-  /** the protocol's timer fired (finDelayMs or drainTimeoutMs) */
-  | { readonly kind: 'timer' }
+  /**
+   * the protocol's timer fired (finDelayMs or drainTimeoutMs); `peerFinIn`: the kernel already
+   * holds the peer's FIN (CLOSE_WAIT), read by the executor when our FIN was withheld (a busy loop
+   * runs expired timers before the I/O that carries the peer's EOF)
+   */
+  | { readonly kind: 'timer'; readonly peerFinIn: boolean }
   /** the drain read the peer's EOF */
   | { readonly kind: 'drain-eof' }
   /** the drain met an error (a reset, a failed read) */
@@ -216,6 +220,8 @@ const CONNECT_DONE = {
 
 const TIMER = {
   finDelayAttached: row('awaiting-eof', FIN_FIRST, FIN, move('fin-sent', 'finDelayMs elapsed')),
+  // the peer closed first after all: ours leaves no TIME_WAIT; its EOF reaches the tenant or drain next
+  peerFinIn: row('awaiting-eof', PEER_FIRST, FIN, move('finished', 'peer FIN already in when finDelayMs elapsed')),
   finDelayDraining: row('awaiting-eof', FIN_FIRST, FIN, move('fin-sent', 'finDelayMs elapsed'), DRAIN_TIMER),
   drainReset: row('fin-sent', count('drainTimeouts'), Object.freeze({ op: 'drain-timed-out' }) as ReleaseAction, dissolve('drainTimeoutMs elapsed (reset)')),
   drainClose: row('fin-sent', count('drainTimeouts'), Object.freeze({ op: 'drain-timed-out' }) as ReleaseAction, close('drainTimeoutMs elapsed (close)')),
@@ -280,7 +286,10 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
       }
 
     case 'timer':
-      if (s === 'awaiting-eof') return ctx.draining ? TIMER.finDelayDraining : TIMER.finDelayAttached
+      if (s === 'awaiting-eof') {
+        if (event.peerFinIn) return TIMER.peerFinIn
+        return ctx.draining ? TIMER.finDelayDraining : TIMER.finDelayAttached
+      }
       if (s === 'fin-sent' && ctx.draining) return ctx.onDrainTimeout === 'reset' ? TIMER.drainReset : TIMER.drainClose
       return STAY(s)
 

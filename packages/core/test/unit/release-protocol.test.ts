@@ -164,22 +164,25 @@ describe('release protocol: the kernel state at tenant-left (TCP_INFO)', () => {
 
 describe('release protocol: timers', () => {
   it('finDelayMs elapsed with the tenant still there: our FIN first, no drain timer', () => {
-    expectStep(ctx('awaiting-eof'), { kind: 'timer' }, 'fin-sent', ['count:finSentFirst', 'fin', 'move:fin-sent'])
+    expectStep(ctx('awaiting-eof'), { kind: 'timer', peerFinIn: false }, 'fin-sent', ['count:finSentFirst', 'fin', 'move:fin-sent'])
+  })
+  it.each([false, true])('finDelayMs elapsed with the peer FIN already in the kernel (draining %s): the peer closed first', (draining) => {
+    expectStep(ctx('awaiting-eof', { draining }), { kind: 'timer', peerFinIn: true }, 'finished', ['count:peerClosedFirst', 'fin', 'move:finished'])
   })
   it('finDelayMs elapsed while draining: our FIN first, then the drain timer', () => {
-    expectStep(ctx('awaiting-eof', { draining: true }), { kind: 'timer' }, 'fin-sent',
+    expectStep(ctx('awaiting-eof', { draining: true }), { kind: 'timer', peerFinIn: false }, 'fin-sent',
       ['count:finSentFirst', 'fin', 'move:fin-sent', 'timer:drain'])
   })
   it("drainTimeoutMs elapsed, onDrainTimeout 'close': close", () => {
-    expectStep(ctx('fin-sent', { draining: true }), { kind: 'timer' }, 'fin-sent', ['count:drainTimeouts', 'drain-timed-out', 'close'])
+    expectStep(ctx('fin-sent', { draining: true }), { kind: 'timer', peerFinIn: false }, 'fin-sent', ['count:drainTimeouts', 'drain-timed-out', 'close'])
   })
   it("drainTimeoutMs elapsed, onDrainTimeout 'reset': dissolve (RST)", () => {
-    expectStep(ctx('fin-sent', { draining: true, onDrainTimeout: 'reset' }), { kind: 'timer' }, 'fin-sent',
+    expectStep(ctx('fin-sent', { draining: true, onDrainTimeout: 'reset' }), { kind: 'timer', peerFinIn: false }, 'fin-sent',
       ['count:drainTimeouts', 'drain-timed-out', 'dissolve'])
   })
   it('a stale timer changes nothing', () => {
-    expectStep(ctx('fin-sent'), { kind: 'timer' }, 'fin-sent', [])
-    expectStep(ctx('finished', { draining: true }), { kind: 'timer' }, 'finished', [])
+    expectStep(ctx('fin-sent'), { kind: 'timer', peerFinIn: false }, 'fin-sent', [])
+    expectStep(ctx('finished', { draining: true }), { kind: 'timer', peerFinIn: false }, 'finished', [])
   })
 })
 
@@ -207,7 +210,7 @@ describe('release protocol: drain reports', () => {
 describe('release protocol: the table as a whole', () => {
   const states = Object.keys(TRANSITIONS) as FdState[]
   const events: ReleaseEvent[] = [
-    { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer' }, { kind: 'drain-eof' }, { kind: 'drain-error' },
+    { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' },
     { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false }, { kind: 'attempt-timeout' },
     ...Array.from({ length: 64 }, (_, i) => left({
       connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
