@@ -318,6 +318,9 @@ export class RecycledSocket extends net.Socket {
 
   /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
   override destroy(error?: Error): this {
+    // An already-aborted `signal` makes the stream constructor destroy the socket inside super(),
+    // before this class's fields exist: that destroy is net's own (AbortError, then 'close').
+    if (!(#attempts in this)) return super.destroy(error)
     const attempts = this.#attempts
     const pooled = this.#pooled
     if (
@@ -374,6 +377,7 @@ export class RecycledSocket extends net.Socket {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!(#pooled in this)) return super._destroy(error, callback) // from inside super(), see destroy()
     const pooled = this.#pooled
     const self = this as unknown as SocketWithInternals
     if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
