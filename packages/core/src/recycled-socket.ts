@@ -1,6 +1,8 @@
 import dns from 'node:dns'
 import net from 'node:net'
-import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPort, type Destination } from './connect-args.js'
+import {
+  normalizeConnectArgs, dnsOptions, interleaveFamilies, invalidAddressFamily, invalidIpAddress, validateConnectOptions, type Destination,
+} from './connect-args.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
@@ -156,7 +158,9 @@ export class RecycledSocket extends net.Socket {
       }
       return result
     }
-    const port = validateConnectPort(options)
+    const host = (options.host as string | undefined) || 'localhost'
+    const family = net.isIP(host)
+    const port = validateConnectOptions(options, family !== 0)
     if (listener) this.once('connect', listener)
     const self = this as unknown as SocketWithInternals
     if (this.destroyed) {
@@ -165,8 +169,6 @@ export class RecycledSocket extends net.Socket {
     }
     setConnecting(this, true)
     self._unrefTimer()
-    const host = (options.host as string | undefined) || 'localhost'
-    const family = net.isIP(host)
     if (family === 4 || family === 6) {
       this.#connectTo({ address: host, family }, port)
     } else {
@@ -193,7 +195,12 @@ export class RecycledSocket extends net.Socket {
         if (!this.connecting) return
         const list = interleaveFamilies(addresses)
         if (list.length === 0) {
-          process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${addresses[0]?.address}`)))
+          // as lookupAndConnectMultiple: the first answer names the fault
+          const first = addresses[0]
+          const error = net.isIP(String(first?.address)) === 0
+            ? invalidIpAddress(first?.address)
+            : invalidAddressFamily(first?.family, options.host, options.port)
+          process.nextTick(() => this.destroy(error))
           return
         }
         if (list.length > 1) {
@@ -218,10 +225,15 @@ export class RecycledSocket extends net.Socket {
       if (!this.connecting) return
       if (err) {
         process.nextTick(() => this.destroy(err))
-      } else if (net.isIP(address) !== 4 && net.isIP(address) !== 6) {
-        process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${address}`)))
+      } else if (net.isIP(address) === 0) {
+        const error = invalidIpAddress(address)
+        process.nextTick(() => this.destroy(error))
+      } else if (family !== 4 && family !== 6) {
+        const error = invalidAddressFamily(family, options.host, options.port)
+        process.nextTick(() => this.destroy(error))
       } else {
-        this.#connectTo({ address, family: net.isIP(address) as 4 | 6 }, port)
+        // the lookup's family picks the pool, as it picks connect or connect6 in net
+        this.#connectTo({ address, family }, port)
       }
     }) as unknown as LookupAllCallback)
   }
