@@ -9,7 +9,7 @@ import {
   TCP_KEEPINTVL, TCP_NODELAY,
 } from './ffi/libc.js'
 import {
-  closeFd, dissolve, dupFd, getIntOption, getLinger, openTcpSocket, setIntOption, setLinger, shutdownWrite, takeSocketError,
+  closeFd, dissolve, dupFd, getIntOption, getLinger, openTcpSocket, resetLinger, setIntOption, shutdownWrite, takeSocketError,
   tcpState,
 } from './ffi/syscalls.js'
 import { TcpState, tcpStateName } from './ffi/tcp-info.js'
@@ -622,7 +622,8 @@ export class SocketRecycler implements SocketHost {
     if (this.options.resetSocketOptions === 'verify') {
       if (getIntOption(fd, IPPROTO_TCP, TCP_NODELAY) !== 0) dirty |= Dirty.NODELAY
       if (getIntOption(fd, SOL_SOCKET, SO_KEEPALIVE) !== 0) dirty |= Dirty.KEEPALIVE
-      if (getLinger(fd).onoff) dirty |= Dirty.LINGER
+      const linger = getLinger(fd)
+      if (linger.onoff || linger.seconds !== 0) dirty |= Dirty.LINGER
       if (getIntOption(fd, pooled.family === 6 ? IPPROTO_IPV6 : IPPROTO_IP, pooled.family === 6 ? IPV6_TCLASS : IP_TOS) !== 0) dirty |= Dirty.TOS
     }
     dirty &= ~keep
@@ -640,7 +641,7 @@ export class SocketRecycler implements SocketHost {
     if (dirty & Dirty.TOS) {
       setIntOption(fd, pooled.family === 6 ? IPPROTO_IPV6 : IPPROTO_IP, pooled.family === 6 ? IPV6_TCLASS : IP_TOS, 0)
     }
-    if (dirty & Dirty.LINGER) setLinger(fd, { onoff: false, seconds: 0 })
+    if (dirty & Dirty.LINGER) resetLinger(fd)
   }
 
   /** dup(fd) onto a fresh handle, close the old handle (the socket lives on through the dup). */

@@ -112,3 +112,13 @@ export function setLinger(fd: number, linger: Linger): void {
   lingerValue.writeInt32LE(linger.seconds, 4)
   check(loadLibc().setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerValue, 8), 'setsockopt')
 }
+
+/**
+ * SO_LINGER back to a fresh socket's { off, 0 }. sock_setsockopt stores l_linger only when l_onoff
+ * is set (an { off, n } write leaves the old seconds in sk_lingertime, and getsockopt reports them):
+ * { on, 0 } first zeroes them, then { off, 0 } turns lingering off. Nothing closes in between.
+ */
+export function resetLinger(fd: number): void {
+  setLinger(fd, { onoff: true, seconds: 0 })
+  setLinger(fd, { onoff: false, seconds: 0 })
+}
