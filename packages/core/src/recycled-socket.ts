@@ -56,7 +56,6 @@ interface Attempts {
   errors: Error[]
   timeoutMs: number
   timer: NodeJS.Timeout | null
-  timedOut: boolean
 }
 
 type SocketWithInternals = net.Socket & {
@@ -212,7 +211,6 @@ export class RecycledSocket extends net.Socket {
             errors: [],
             timeoutMs: Math.max(requested ?? net.getDefaultAutoSelectFamilyAttemptTimeout(), 10),
             timer: null,
-            timedOut: false,
           }
           ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses = []
         }
@@ -284,7 +282,6 @@ export class RecycledSocket extends net.Socket {
         `${destination.address}:${port}`,
       )
       if (attempts.next < attempts.list.length) {
-        attempts.timedOut = false
         attempts.timer = setTimeout(() => this.#attemptTimeout(destination, port), attempts.timeoutMs)
       }
     }
@@ -321,11 +318,19 @@ export class RecycledSocket extends net.Socket {
     const pooled = this.#pooled
     if (!attempts || !pooled || !this.connecting) return
     attempts.timer = null
-    attempts.timedOut = true
     this.emit('connectionAttemptTimeout', destination.address, port, destination.family)
-    // Dissolving a socket in SYN_SENT makes libuv complete the connect with an error at once;
-    // destroy() below then sees a failed attempt and moves on with the fd recycled.
-    this.#host.abortConnect(pooled)
+    // As net's internalConnectMultipleTimeout: the attempt ends here, without a
+    // 'connectionAttemptFailed', and the next address is tried at once. The handle goes to the
+    // recycler with its connect in flight (dissolved there; a drain takes libuv's callback).
+    attempts.errors.push(timedOutError(destination.address, port))
+    this.removeListener('connect', this.#onConnect)
+    this.#pooled = null
+    detachHandle(this)
+    pooled.owner = null
+    const exit: TenantExit = { connectInFlight: true, reset: false, sawEof: false, tls: false, error: null, dirty: this.#dirty }
+    this.#host.tenantLeft(pooled, exit)
+    const next = attempts.list[attempts.next++]!
+    this.#connectTo(next, attempts.port)
   }
 
   /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
@@ -343,7 +348,7 @@ export class RecycledSocket extends net.Socket {
     ) {
       if (attempts.timer) clearTimeout(attempts.timer)
       attempts.timer = null
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       this.removeListener('connect', this.#onConnect)
       this.#pooled = null
       detachHandle(this)
@@ -356,7 +361,7 @@ export class RecycledSocket extends net.Socket {
     }
     if (attempts && pooled && error && (error as NodeJS.ErrnoException).syscall === 'connect' && attempts.errors.length > 0) {
       if (attempts.timer) clearTimeout(attempts.timer)
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       const all = attempts.errors
       this.#attempts = null
       const aggregate = Object.assign(new AggregateError(all), { code: (all[0] as NodeJS.ErrnoException).code })
@@ -542,13 +547,13 @@ Object.defineProperty(RecycledSocket.prototype, '_bytesDispatched', {
   },
 })
 
-function timedOutError(error: Error): Error {
-  const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
-  const err = new Error(`connect ETIMEDOUT ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}`) as NodeJS.ErrnoException
+/** What net records for a timed-out attempt (createConnectionError(req, UV_ETIMEDOUT)). */
+function timedOutError(address: string, port: number): Error {
+  const err = new Error(`connect ETIMEDOUT ${address}:${port}`) as NodeJS.ErrnoException
   err.code = 'ETIMEDOUT'
   err.errno = -110
   err.syscall = 'connect'
-  Object.assign(err, { address: e.address, port: e.port })
+  Object.assign(err, { address, port })
   return err
 }
 
