@@ -466,6 +466,19 @@ export class RecycledSocket extends net.Socket {
     })
   }
 
+  /**
+   * As net: a reset asked for while connecting waits for the connect, then resets. net has its
+   * handle from connect() on; this socket gets its fd after the lookup or the pool's answer, and
+   * net's own resetAndDestroy() would find no handle yet (ERR_SOCKET_CLOSED).
+   */
+  override resetAndDestroy(): this {
+    if (!this.#plain && this.connecting && !(this as unknown as SocketWithInternals)._handle) {
+      this.once('connect', () => super.resetAndDestroy())
+      return this
+    }
+    return super.resetAndDestroy()
+  }
+
   override setNoDelay(noDelay?: boolean): this {
     if (noDelay !== false) this.#dirty |= Dirty.NODELAY
     return super.setNoDelay(noDelay)
