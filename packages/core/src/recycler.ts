@@ -24,7 +24,10 @@ import { recyclingSupport } from './support.js'
 /** A snapshot of what a recycler owns and has done (undici's PoolStats, no metrics library). */
 export interface RecyclerStats {
   mode: 'recycling' | 'passthrough'
-  /** fds (handles) the recycler has owned; in passthrough, one per connection */
+  /**
+   * fds (handles) the recycler has owned, pooled or behind a plain-path socket (passthrough, a Unix
+   * path, an explicit localAddress/localPort): fdsCreated - fdsClosed == idle + active + draining
+   */
   fdsCreated: number
   fdsClosed: number
   /** connect() calls that took an fd */
@@ -47,7 +50,7 @@ export interface RecyclerStats {
   idle: number
   /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
   cooling: number
-  /** fds in use by a socket */
+  /** fds in use by a socket (pooled or plain-path) */
   active: number
   /** fds whose user is gone and whose peer has not yet closed */
   draining: number
@@ -454,15 +457,17 @@ export class SocketRecycler implements SocketHost {
     }
   }
 
+  // A plain-path socket's fd counts as created and closed in every mode (it is in `active` while
+  // open), so that fdsCreated - fdsClosed == idle + active + draining always holds.
   plainOpened(socket: RecycledSocket): void {
     this.#counters.connections++
-    if (this.#mode === 'passthrough') this.#counters.fdsCreated++
+    this.#counters.fdsCreated++
     this.#plain.add(socket)
   }
 
   plainClosed(socket: RecycledSocket): void {
     if (!this.#plain.delete(socket)) return
-    if (this.#mode === 'passthrough') this.#counters.fdsClosed++
+    this.#counters.fdsClosed++
     this.#settled()
   }
 
