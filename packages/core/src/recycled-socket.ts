@@ -5,7 +5,7 @@ import {
 } from './connect-args.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
-import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
+import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
 import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { socketFinDelay } from './options.js'
@@ -14,7 +14,7 @@ import { socketFinDelay } from './options.js'
 export interface TenantExit {
   /** libuv had a connect request in flight (the tenant left while connecting) */
   connectInFlight: boolean
-  /** resetAndDestroy(): the user asked for an RST */
+  /** resetAndDestroy(), or destroy() with bytes from the peer unread: an RST, as a plain close sends */
   reset: boolean
   /** the socket saw the peer's EOF itself (not through TLS) */
   sawEof: boolean
@@ -423,7 +423,11 @@ export class RecycledSocket extends net.Socket {
     this.#finalRead = handle.bytesRead - this.#readBase
     this.#finalWritten = handle.bytesWritten - this.#writtenBase
     this.#released = true
-    const reset = self.resetAndClosing === true
+    // destroy() aborts, as the kernel makes it abort a plain socket: a close with bytes from the
+    // peer still unread sends an RST (tcp_close), and the peer stops sending at once. Such a
+    // connection is dissolved with a reset and its fd reused, never drained. (Bytes already read
+    // into this socket's buffer do not count: a plain close would send its FIN after them too.)
+    const reset = self.resetAndClosing === true || (!connectInFlight && !this.#sawEof && hasUnread(handle.fd))
     self.resetAndClosing = false
     this.removeListener('connect', this.#onConnect)
     const tls = wrappedByTls(handle)
@@ -568,6 +572,15 @@ function timedOutError(address: string, port: number): Error {
   err.syscall = 'connect'
   Object.assign(err, { address, port })
   return err
+}
+
+function hasUnread(fd: number): boolean {
+  if (fd < 0) return false
+  try {
+    return unreadBytes(fd) > 0
+  } catch {
+    return false // not connected (EINVAL): nothing to lose
+  }
 }
 
 /** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */

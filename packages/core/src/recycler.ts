@@ -44,7 +44,7 @@ export interface RecyclerStats {
   peerClosedFirst: number
   /** connections where our FIN went first (finDelayMs elapsed or 0): TIME_WAIT on our side */
   finSentFirst: number
-  /** bytes that arrived after their socket's user had let go, read and dropped */
+  /** bytes that arrived after their socket's user had let go, read and dropped (one read, then a reset) */
   discardedBytes: number
   /** idle fds in the pools (unconnected or parked), including those cooling */
   idle: number
@@ -366,7 +366,7 @@ export class SocketRecycler implements SocketHost {
     // A write still queued in libuv would go out on the next connection: never reuse such a handle.
     if (pooled.handle.writeQueueSize > 0) return this.#close(pooled, 'writes still queued in libuv at destroy')
     if (pooled.state === 'connecting') return this.#settleConnect(pooled, exit.connectInFlight)
-    if (exit.reset) return this.#dissolveAndRelease(pooled, 'resetAndDestroy()')
+    if (exit.reset) return this.#dissolveAndRelease(pooled, 'reset (resetAndDestroy(), or destroy() with unread data)')
     if (exit.sawEof && !exit.error) {
       // The socket read the peer's EOF itself: no need to ask the kernel.
       if (pooled.state === 'peer-closed') {
@@ -532,6 +532,9 @@ export class SocketRecycler implements SocketHost {
         return this.#dissolveAndRelease(pooled, `EOF in state ${pooled.state}`)
       case 'error':
         return this.#dissolveAndRelease(pooled, `drain: ${outcome.error.message}`)
+      case 'data':
+        // the peer still sends to a socket its user has left: reset it, as a plain close would
+        return this.#dissolveAndRelease(pooled, 'data after the tenant left')
       case 'connect-done':
         // Dissolved before; if the connect won the race, dissolving again resets it.
         if (outcome.error === null) return this.#dissolveAndRelease(pooled, 'aborted connect completed')

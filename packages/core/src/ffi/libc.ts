@@ -13,6 +13,7 @@ export interface Libc {
   readonly fcntl: (fd: number, cmd: number, arg: number) => number
   readonly getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number
   readonly setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number
+  readonly ioctl: (fd: number, request: number, arg: Buffer) => number
 }
 
 let libc: Libc | undefined
@@ -35,6 +36,9 @@ export function loadLibc(): Libc {
       fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
       getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      // ioctl is variadic in C; its one pointer argument is passed in the same register either way
+      // on the Linux ABIs Node ships for (x86-64, arm64), and a fixed prototype keeps koffi's call cheap.
+      ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)'),
     }
     return libc
   } catch (err) {
@@ -69,3 +73,5 @@ export const TCP_KEEPIDLE = 4
 export const TCP_KEEPINTVL = 5
 export const TCP_KEEPCNT = 6
 export const TCP_INFO = 11
+/** ioctl: bytes in a TCP socket's receive queue not yet read (SIOCINQ) */
+export const FIONREAD = 0x541b

@@ -1,6 +1,6 @@
 import { getSystemErrorName } from 'node:util'
 import {
-  AF_INET, AF_INET6, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  AF_INET, AF_INET6, FIONREAD, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
   SO_ERROR, SO_LINGER, TCP_INFO, loadLibc,
 } from './libc.js'
 
@@ -78,6 +78,15 @@ export function tcpState(fd: number): number {
   optLen.writeUInt32LE(1, 0)
   check(loadLibc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, stateValue, optLen), 'getsockopt')
   return stateValue[0]!
+}
+
+/**
+ * Bytes the peer sent that nobody has read yet (ioctl SIOCINQ; the peer's FIN is not counted). A
+ * close() with any makes the kernel send an RST instead of a FIN (tcp_close: "data was lost").
+ */
+export function unreadBytes(fd: number): number {
+  check(loadLibc().ioctl(fd, FIONREAD, intValue), 'ioctl')
+  return intValue.readInt32LE(0)
 }
 
 /** Reads and thereby clears SO_ERROR (sock_error() exchanges it with 0). Returns the errno or 0. */
