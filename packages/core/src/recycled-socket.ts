@@ -483,6 +483,16 @@ export class RecycledSocket extends net.Socket {
     return super.resetAndDestroy()
   }
 
+  /**
+   * Before the connect is issued, net's handle has no fd yet and reports no local address ({}):
+   * a lent fd would report what the kernel still holds from its last use. From the connect on
+   * (libuv accepted it), the kernel's answer is this connection's own, as with net.
+   */
+  _getsockname(): object {
+    if (!this.#plain && this.connecting && !this.#pooled?.connectPending) return {}
+    return (net.Socket.prototype as unknown as { _getsockname(this: net.Socket): object })._getsockname.call(this)
+  }
+
   override setNoDelay(noDelay?: boolean): this {
     if (noDelay !== false) this.#dirty |= Dirty.NODELAY
     return super.setNoDelay(noDelay)
