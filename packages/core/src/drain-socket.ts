@@ -8,6 +8,8 @@ const UV_EALREADY = -os.constants.errno.EALREADY // libuv reports errno negated
 
 export type DrainOutcome =
   | { kind: 'eof' }
+  /** the peer sent data after the tenant had left: a plain socket's close would have drawn an RST */
+  | { kind: 'data' }
   | { kind: 'error'; error: Error }
   /** a connect that was in flight when its tenant left completed (with an error, as aborted) */
   | { kind: 'connect-done'; error: Error | null }
@@ -33,9 +35,9 @@ export function startDrain(pooled: PooledFd, connectPending: boolean, report: Dr
 
 /**
  * Holds a handle after its tenant has left and before the fd is settled: it receives the callbacks
- * Node still owes the handle (a connect in flight, data, the peer's EOF or an error), discards
- * every byte (the tenant gave them up; AF_UNSPEC purges the kernel's queues anyway) and reports
- * how the fd ended. Never closes the handle: the recycler does, or returns it to the pool.
+ * Node still owes the handle (a connect in flight, data, the peer's EOF or an error) and reports
+ * how the fd ended; the first data ends it (the recycler resets the connection, as the kernel
+ * would for a closed plain socket). Never closes the handle: the recycler does, or returns it to the pool.
  */
 export class DrainSocket extends net.Socket implements Drain {
   readonly pooled: PooledFd
@@ -72,8 +74,9 @@ export class DrainSocket extends net.Socket implements Drain {
       this.#finish({ kind: 'eof' })
       return false
     }
-    this.discardedBytes += (chunk as Buffer).length
-    return true
+    this.discardedBytes += (chunk as Buffer).length // one read at most, as in ReadDrain
+    this.#finish({ kind: 'data' })
+    return false
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

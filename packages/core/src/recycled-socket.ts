@@ -1,9 +1,11 @@
 import dns from 'node:dns'
 import net from 'node:net'
-import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPort, type Destination } from './connect-args.js'
+import {
+  normalizeConnectArgs, dnsOptions, interleaveFamilies, invalidAddressFamily, invalidIpAddress, validateConnectOptions, type Destination,
+} from './connect-args.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
-import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
+import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
 import {
   adoptHandle, attemptedAddresses, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
   resetReading, setSocketHost, socketHandle, startReadingFlagged, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
@@ -21,7 +23,6 @@ interface Attempts {
   errors: Error[]
   timeoutMs: number
   timer: NodeJS.Timeout | null
-  timedOut: boolean
 }
 
 /**
@@ -120,7 +121,9 @@ export class RecycledSocket extends net.Socket {
       }
       return result
     }
-    const port = validateConnectPort(options)
+    const host = (options.host as string | undefined) || 'localhost'
+    const family = net.isIP(host)
+    const port = validateConnectOptions(options, family !== 0)
     if (listener) this.once('connect', listener)
     if (this.destroyed) {
       undestroy(this)
@@ -128,8 +131,6 @@ export class RecycledSocket extends net.Socket {
     }
     setConnecting(this, true)
     unrefTimer(this)
-    const host = (options.host as string | undefined) || 'localhost'
-    const family = net.isIP(host)
     if (family === 4 || family === 6) {
       this.#connectTo({ address: host, family }, port)
     } else {
@@ -155,7 +156,12 @@ export class RecycledSocket extends net.Socket {
         if (!this.connecting) return
         const list = interleaveFamilies(addresses)
         if (list.length === 0) {
-          process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${addresses[0]?.address}`)))
+          // as lookupAndConnectMultiple: the first answer names the fault
+          const first = addresses[0]
+          const error = net.isIP(String(first?.address)) === 0
+            ? invalidIpAddress(first?.address)
+            : invalidAddressFamily(first?.family, options.host, options.port)
+          process.nextTick(() => this.destroy(error))
           return
         }
         if (list.length > 1) {
@@ -167,7 +173,6 @@ export class RecycledSocket extends net.Socket {
             errors: [],
             timeoutMs: Math.max(requested ?? net.getDefaultAutoSelectFamilyAttemptTimeout(), 10),
             timer: null,
-            timedOut: false,
           }
           attemptedAddresses(this, true)
         }
@@ -180,10 +185,15 @@ export class RecycledSocket extends net.Socket {
       if (!this.connecting) return
       if (err) {
         process.nextTick(() => this.destroy(err))
-      } else if (net.isIP(address) !== 4 && net.isIP(address) !== 6) {
-        process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${address}`)))
+      } else if (net.isIP(address) === 0) {
+        const error = invalidIpAddress(address)
+        process.nextTick(() => this.destroy(error))
+      } else if (family !== 4 && family !== 6) {
+        const error = invalidAddressFamily(family, options.host, options.port)
+        process.nextTick(() => this.destroy(error))
       } else {
-        this.#connectTo({ address, family: net.isIP(address) as 4 | 6 }, port)
+        // the lookup's family picks the pool, as it picks connect or connect6 in net
+        this.#connectTo({ address, family }, port)
       }
     }) as unknown as LookupAllCallback)
   }
@@ -236,7 +246,6 @@ export class RecycledSocket extends net.Socket {
         `${destination.address}:${port}`,
       )
       if (attempts.next < attempts.list.length) {
-        attempts.timedOut = false
         attempts.timer = setTimeout(() => this.#attemptTimeout(destination, port), attempts.timeoutMs)
       }
     }
@@ -272,15 +281,26 @@ export class RecycledSocket extends net.Socket {
     const pooled = this.#pooled
     if (!attempts || !pooled || !this.connecting) return
     attempts.timer = null
-    attempts.timedOut = true
     this.emit('connectionAttemptTimeout', destination.address, port, destination.family)
-    // Dissolving a socket in SYN_SENT makes libuv complete the connect with an error at once;
-    // destroy() below then sees a failed attempt and moves on with the fd recycled.
-    this.#host.abortConnect(pooled)
+    // As net's internalConnectMultipleTimeout: the attempt ends here, without a
+    // 'connectionAttemptFailed', and the next address is tried at once. The handle goes to the
+    // recycler with its connect in flight (dissolved there; a drain takes libuv's callback).
+    attempts.errors.push(timedOutError(destination.address, port))
+    this.removeListener('connect', this.#onConnect)
+    this.#pooled = null
+    detachHandle(this)
+    pooled.owner = null
+    const exit: TenantExit = { connectInFlight: true, reset: false, sawEof: false, tls: false, error: null, dirty: this.#dirty }
+    this.#host.tenantLeft(pooled, exit)
+    const next = attempts.list[attempts.next++]!
+    this.#connectTo(next, attempts.port)
   }
 
   /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
   override destroy(error?: Error): this {
+    // An already-aborted `signal` makes the stream constructor destroy the socket inside super(),
+    // before this class's fields exist: that destroy is net's own (AbortError, then 'close').
+    if (!(#attempts in this)) return super.destroy(error)
     const attempts = this.#attempts
     const pooled = this.#pooled
     if (
@@ -291,7 +311,7 @@ export class RecycledSocket extends net.Socket {
     ) {
       if (attempts.timer) clearTimeout(attempts.timer)
       attempts.timer = null
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       this.removeListener('connect', this.#onConnect)
       this.#pooled = null
       detachHandle(this)
@@ -304,7 +324,7 @@ export class RecycledSocket extends net.Socket {
     }
     if (attempts && pooled && error && (error as NodeJS.ErrnoException).syscall === 'connect' && attempts.errors.length > 0) {
       if (attempts.timer) clearTimeout(attempts.timer)
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       const all = attempts.errors
       this.#attempts = null
       const aggregate = Object.assign(new AggregateError(all), { code: (all[0] as NodeJS.ErrnoException).code })
@@ -337,6 +357,7 @@ export class RecycledSocket extends net.Socket {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!(#pooled in this)) return super._destroy(error, callback) // from inside super(), see destroy()
     const pooled = this.#pooled
     if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
     this.#attempts = null
@@ -364,7 +385,12 @@ export class RecycledSocket extends net.Socket {
     this.#finalRead = handle.bytesRead - this.#readBase
     this.#finalWritten = handle.bytesWritten - this.#writtenBase
     this.#released = true
-    const reset = takeResetAndClosing(this)
+    // destroy() aborts, as the kernel makes it abort a plain socket: a close with bytes from the
+    // peer still unread sends an RST (tcp_close), and the peer stops sending at once. Such a
+    // connection is dissolved with a reset and its fd reused, never drained. (Bytes already read
+    // into this socket's buffer do not count: a plain close would send its FIN after them too.)
+    const resetAsked = takeResetAndClosing(this)
+    const reset = resetAsked || (!connectInFlight && !this.#sawEof && hasUnread(handle.fd))
     this.removeListener('connect', this.#onConnect)
     const tls = wrappedByTls(handle)
     const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
@@ -404,6 +430,29 @@ export class RecycledSocket extends net.Socket {
       this.emit('close', hadError)
       this.#host.tenantLeft(pooled, exit)
     })
+  }
+
+  /**
+   * As net: a reset asked for while connecting waits for the connect, then resets. net has its
+   * handle from connect() on; this socket gets its fd after the lookup or the pool's answer, and
+   * net's own resetAndDestroy() would find no handle yet (ERR_SOCKET_CLOSED).
+   */
+  override resetAndDestroy(): this {
+    if (!this.#plain && this.connecting && !socketHandle(this)) {
+      this.once('connect', () => super.resetAndDestroy())
+      return this
+    }
+    return super.resetAndDestroy()
+  }
+
+  /**
+   * Before the connect is issued, net's handle has no fd yet and reports no local address ({}):
+   * a lent fd would report what the kernel still holds from its last use. From the connect on
+   * (libuv accepted it), the kernel's answer is this connection's own, as with net.
+   */
+  _getsockname(): object {
+    if (!this.#plain && this.connecting && !this.#pooled?.connectPending) return {}
+    return (net.Socket.prototype as unknown as { _getsockname(this: net.Socket): object })._getsockname.call(this)
   }
 
   override setNoDelay(noDelay?: boolean): this {
@@ -481,12 +530,21 @@ overrideByteCounters(
   },
 )
 
-function timedOutError(error: Error): Error {
-  const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
-  const err = new Error(`connect ETIMEDOUT ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}`) as NodeJS.ErrnoException
+/** What net records for a timed-out attempt (createConnectionError(req, UV_ETIMEDOUT)). */
+function timedOutError(address: string, port: number): Error {
+  const err = new Error(`connect ETIMEDOUT ${address}:${port}`) as NodeJS.ErrnoException
   err.code = 'ETIMEDOUT'
   err.errno = -110
   err.syscall = 'connect'
-  Object.assign(err, { address: e.address, port: e.port })
+  Object.assign(err, { address, port })
   return err
+}
+
+function hasUnread(fd: number): boolean {
+  if (fd < 0) return false
+  try {
+    return unreadBytes(fd) > 0
+  } catch {
+    return false // not connected (EINVAL): nothing to lose
+  }
 }

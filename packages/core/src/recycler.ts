@@ -73,7 +73,8 @@ export class SocketRecycler {
   createConnection(...args: unknown[]): RecycledSocket {
     const { options, listener } = normalizeConnectArgs(args)
     const socket = this.createSocket(constructorOptions(options))
-    if (typeof options.timeout === 'number' && options.timeout > 0) socket.setTimeout(options.timeout)
+    // as net.connect: any truthy timeout goes to setTimeout(), which checks it
+    if (options.timeout) socket.setTimeout(options.timeout as number)
     return listener ? socket.connect(options, listener) : socket.connect(options)
   }
 

@@ -14,7 +14,7 @@ import { resetTenantOptions } from './tenant-options.js'
 export interface TenantExit {
   /** libuv had a connect request in flight (the tenant left while connecting) */
   connectInFlight: boolean
-  /** resetAndDestroy(): the user asked for an RST */
+  /** resetAndDestroy(), or destroy() with bytes from the peer unread: an RST, as a plain close sends */
   reset: boolean
   /** the socket saw the peer's EOF itself (not through TLS) */
   sawEof: boolean
@@ -98,14 +98,16 @@ export function createSocketHost(r: RecyclerState): SocketHost {
       releaseStep(r, pooled, pooled.fd >= 0 ? ATTEMPT_FAILED_FD : ATTEMPT_FAILED_NO_FD)
     },
     abortConnect: (pooled) => releaseStep(r, pooled, ATTEMPT_TIMEOUT),
+    // A plain-path socket's fd counts as created and closed in every mode (it is in `active` while
+    // open), so that fdsCreated - fdsClosed == idle + active + draining always holds.
     plainOpened: (socket) => {
       r.counters.connections++
-      if (r.mode === 'passthrough') r.counters.fdsCreated++
+      r.counters.fdsCreated++
       r.plain.add(socket)
     },
     plainClosed: (socket) => {
       if (!r.plain.delete(socket)) return
-      if (r.mode === 'passthrough') r.counters.fdsClosed++
+      r.counters.fdsClosed++
       r.settled()
     },
   }

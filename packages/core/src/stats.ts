@@ -1,7 +1,10 @@
 /** A snapshot of what a recycler owns and has done (undici's PoolStats, no metrics library). */
 export interface RecyclerStats {
   mode: 'recycling' | 'passthrough'
-  /** fds (handles) the recycler has owned; in passthrough, one per connection */
+  /**
+   * fds (handles) the recycler has owned, pooled or behind a plain-path socket (passthrough, a Unix
+   * path, an explicit localAddress/localPort): fdsCreated - fdsClosed == idle + active + draining
+   */
   fdsCreated: number
   fdsClosed: number
   /** connect() calls that took an fd */
@@ -18,7 +21,7 @@ export interface RecyclerStats {
   peerClosedFirst: number
   /** connections where our FIN went first (finDelayMs elapsed or 0): TIME_WAIT on our side */
   finSentFirst: number
-  /** bytes that arrived after their socket's user had let go, read and dropped */
+  /** bytes that arrived after their socket's user had let go, read and dropped (one read, then a reset) */
   discardedBytes: number
   /** drains closed early (close(2), as a plain socket's destroy() would) because maxDraining was reached */
   drainsShed: number
@@ -26,7 +29,7 @@ export interface RecyclerStats {
   idle: number
   /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
   cooling: number
-  /** fds in use by a socket */
+  /** fds in use by a socket (pooled or plain-path) */
   active: number
   /** fds whose user is gone and whose peer has not yet closed */
   draining: number

@@ -3,7 +3,7 @@ import {
   IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IP_TOS, IPV6_TCLASS, SOL_SOCKET, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE,
   TCP_KEEPINTVL, TCP_NODELAY,
 } from './ffi/libc.js'
-import { getIntOption, getLinger, setIntOption, setLinger } from './ffi/syscalls.js'
+import { getIntOption, getLinger, resetLinger, setIntOption } from './ffi/syscalls.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 
 /**
@@ -20,7 +20,8 @@ export function resetTenantOptions(pooled: PooledFd, keep: number, verify: boole
   if (verify) {
     if (getIntOption(fd, IPPROTO_TCP, TCP_NODELAY) !== 0) dirty |= Dirty.NODELAY
     if (getIntOption(fd, SOL_SOCKET, SO_KEEPALIVE) !== 0) dirty |= Dirty.KEEPALIVE
-    if (getLinger(fd).onoff) dirty |= Dirty.LINGER
+    const linger = getLinger(fd)
+    if (linger.onoff || linger.seconds !== 0) dirty |= Dirty.LINGER
     if (getIntOption(fd, ipLevel, tosOption) !== 0) dirty |= Dirty.TOS
   }
   dirty &= ~keep
@@ -36,7 +37,7 @@ export function resetTenantOptions(pooled: PooledFd, keep: number, verify: boole
     setIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, k.count)
   }
   if (dirty & Dirty.TOS) setIntOption(fd, ipLevel, tosOption, 0)
-  if (dirty & Dirty.LINGER) setLinger(fd, { onoff: false, seconds: 0 })
+  if (dirty & Dirty.LINGER) resetLinger(fd)
 }
 
 let keepalive: { idle: number; interval: number; count: number } | undefined

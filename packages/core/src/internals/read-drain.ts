@@ -38,8 +38,11 @@ export class ReadDrain implements Drain {
       this.#finish({ kind: 'eof' })
       return false
     }
+    // One read at most: data after the tenant left is answered with a reset, as the kernel
+    // answers data for a closed socket (the peer stops sending at once).
     this.discardedBytes += chunk.length
-    return true
+    this.#finish({ kind: 'data' })
+    return false
   }
 
   read(_size?: number): null {

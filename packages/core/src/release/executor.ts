@@ -17,6 +17,7 @@ const TIMER: ReleaseEvent = Object.freeze({ kind: 'timer', peerFinIn: false })
 const TIMER_PEER_FIN_IN: ReleaseEvent = Object.freeze({ kind: 'timer', peerFinIn: true })
 const DRAIN_EOF: ReleaseEvent = Object.freeze({ kind: 'drain-eof' })
 const DRAIN_ERROR: ReleaseEvent = Object.freeze({ kind: 'drain-error' })
+const DRAIN_DATA: ReleaseEvent = Object.freeze({ kind: 'drain-data' })
 const CONNECT_WON: ReleaseEvent = Object.freeze({ kind: 'connect-done', failed: false })
 const CONNECT_FAILED: ReleaseEvent = Object.freeze({ kind: 'connect-done', failed: true })
 
@@ -212,6 +213,8 @@ export function drainReported(r: RecyclerState, drain: Drain, outcome: DrainOutc
       return releaseStep(r, pooled, DRAIN_EOF)
     case 'error':
       return releaseStep(r, pooled, DRAIN_ERROR, outcome.error.message)
+    case 'data':
+      return releaseStep(r, pooled, DRAIN_DATA)
     case 'connect-done':
       return releaseStep(r, pooled, outcome.error === null ? CONNECT_WON : CONNECT_FAILED)
   }

@@ -53,6 +53,8 @@ export type ReleaseEvent =
   | { readonly kind: 'drain-eof' }
   /** the drain met an error (a reset, a failed read) */
   | { readonly kind: 'drain-error' }
+  /** the peer sent data after the tenant left: a plain socket's close would have drawn an RST */
+  | { readonly kind: 'drain-data' }
   /** a connect aborted when its tenant left has completed (`failed`: as aborted, else it won the race) */
   | { readonly kind: 'connect-done'; readonly failed: boolean }
   /** one attempt of a multi-address connect failed: the fd is settled, the socket tries the next */
@@ -190,7 +192,7 @@ const CONNECT = {
 }
 
 const LEFT = {
-  reset: memo((s) => row(s, dissolve('resetAndDestroy()'))),
+  reset: memo((s) => row(s, dissolve('reset (resetAndDestroy(), or destroy() with unread data)'))),
   peerClosed: row('peer-closed', PEER_FIRST, FIN, move('finished', 'tenant left after the peer closed'), PARK_BOTH_FINS),
   finished: row('finished', PARK_BOTH_FINS),
   askKernel: memo((s) => row(s, QUERY_KERNEL)),
@@ -213,6 +215,7 @@ const DRAIN_EOF = {
   other: memo((s) => row(s, CLEAR_TIMER, dissolve(`EOF in state ${s}`))),
 }
 const DRAIN_ERROR = memo((s) => row(s, dissolve('drain error')))
+const DRAIN_DATA = memo((s) => row(s, dissolve('data after the tenant left')))
 const CONNECT_DONE = {
   won: memo((s) => row(s, dissolve('aborted connect completed'))),
   failed: memo((s) => row(s, release('idle', 'aborted connect settled'))),
@@ -301,6 +304,10 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
 
     case 'drain-error':
       return DRAIN_ERROR(s)
+
+    case 'drain-data':
+      // the peer still sends to a socket its user has left: reset it, as a plain close would
+      return DRAIN_DATA(s)
 
     case 'connect-done':
       // Dissolved before; if the connect won the race, dissolving again resets it.

@@ -199,6 +199,9 @@ describe('release protocol: drain reports', () => {
   it.each<FdState>(['awaiting-eof', 'fin-sent', 'connecting'])('error in %s: dissolve', (s) => {
     expectStep(ctx(s), { kind: 'drain-error' }, s, ['dissolve'])
   })
+  it.each<FdState>(['awaiting-eof', 'fin-sent'])('data after the tenant left in %s: dissolve (RST, as a plain close)', (s) => {
+    expectStep(ctx(s, { draining: true }), { kind: 'drain-data' }, s, ['dissolve'])
+  })
   it('an aborted connect that won the race: dissolve again (reset)', () => {
     expectStep(ctx('connecting'), { kind: 'connect-done', failed: false }, 'connecting', ['dissolve'])
   })
@@ -210,7 +213,7 @@ describe('release protocol: drain reports', () => {
 describe('release protocol: the table as a whole', () => {
   const states = Object.keys(TRANSITIONS) as FdState[]
   const events: ReleaseEvent[] = [
-    { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' },
+    { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' }, { kind: 'drain-data' },
     { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false }, { kind: 'attempt-timeout' },
     ...Array.from({ length: 64 }, (_, i) => left({
       connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
