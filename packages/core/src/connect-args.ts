@@ -15,6 +15,11 @@ export interface NormalizedConnect {
 export function normalizeConnectArgs(args: readonly unknown[]): NormalizedConnect {
   if (args.length === 0) return { options: {} as NormalizedConnect['options'], listener: null }
   const first = args[0]
+  if (Array.isArray(first) && isNormalized(first)) {
+    // socket.connect(net._normalizeArgs(...)): already [options, listener], as net accepts it
+    const listener = first[1] as unknown
+    return { options: (first[0] ?? {}) as NormalizedConnect['options'], listener: typeof listener === 'function' ? (listener as ConnectListener) : null }
+  }
   let options: Record<string, unknown>
   if (typeof first === 'object' && first !== null) {
     options = first as Record<string, unknown>
@@ -26,6 +31,17 @@ export function normalizeConnectArgs(args: readonly unknown[]): NormalizedConnec
   }
   const last = args[args.length - 1]
   return { options: options as NormalizedConnect['options'], listener: typeof last === 'function' ? (last as ConnectListener) : null }
+}
+
+let normalizedArgsSymbol: symbol | null | undefined
+
+/** Whether `value` came from net's normalizeArgs (it brands its arrays with a private symbol). */
+function isNormalized(value: unknown[]): boolean {
+  if (normalizedArgsSymbol === undefined) {
+    const normalize = (net as unknown as { _normalizeArgs?: (args: unknown[]) => unknown[] })._normalizeArgs
+    normalizedArgsSymbol = (normalize && Object.getOwnPropertySymbols(normalize([]))[0]) ?? null
+  }
+  return normalizedArgsSymbol !== null && (value as unknown as Record<symbol, unknown>)[normalizedArgsSymbol] === true
 }
 
 function isNumeric(value: string): boolean {
@@ -40,26 +56,68 @@ function nodeError<E extends Error>(Base: new (message: string) => E, code: stri
   return err
 }
 
-function received(value: unknown): string {
-  if (typeof value === 'string') return `type string ('${value}')`
-  if (typeof value === 'number') return `type number (${value})`
-  return `type ${typeof value} (${String(value)})`
+/**
+ * The error net.Socket#connect throws for these options, made by net itself on a throwaway socket
+ * (so the code and message are those of the running Node version), or null if net accepts them.
+ * Only called once a check below has failed: never on the way to a connection. The probe gets no
+ * lookup call and no connect: a valid lookup is swapped for one that does nothing, and the probe
+ * is destroyed before the tick on which net would connect it.
+ */
+export function netConnectError(options: Record<string, unknown>): Error | null {
+  const probe = new net.Socket()
+  const lookup = typeof options.lookup === 'function' ? () => {} : options.lookup
+  try {
+    probe.connect({ ...options, lookup, signal: undefined } as net.NetConnectOpts)
+    return null
+  } catch (err) {
+    return err as Error
+  } finally {
+    probe.destroy()
+  }
 }
 
-/** The same checks and errors as net.Socket#connect (ERR_MISSING_ARGS, ERR_INVALID_ARG_TYPE, ERR_SOCKET_BAD_PORT). */
-export function validateConnectPort(options: Record<string, unknown>): number {
+function rejected(options: Record<string, unknown>, fallback: () => Error): Error {
+  return netConnectError(options) ?? fallback()
+}
+
+/**
+ * The checks net.Socket#connect and lookupAndConnect make before connecting (port, autoSelectFamily,
+ * autoSelectFamilyAttemptTimeout, lookup), with net's own errors. Returns the port as a number.
+ */
+export function validateConnectOptions(options: Record<string, unknown>, isIp: boolean): number {
   const port = options.port
   if (port === undefined && options.path == null) {
     throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified')
   }
   if (typeof port !== 'number' && typeof port !== 'string') {
-    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "options.port" property must be one of type number or string. Received ${received(port)}`)
+    throw rejected(options, () => nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "options.port" property must be of type number or string`))
   }
   const n = typeof port === 'string' ? (port.trim() === '' ? NaN : Number(port)) : port
   if (!Number.isInteger(n) || n < 0 || n > 0xffff) {
-    throw nodeError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${received(port)}.`)
+    throw rejected(options, () => nodeError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536. Received ${String(port)}.`))
+  }
+  const { autoSelectFamily, autoSelectFamilyAttemptTimeout: attemptTimeout, lookup } = options
+  if (autoSelectFamily != null && typeof autoSelectFamily !== 'boolean') {
+    throw rejected(options, () => nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.autoSelectFamily" property must be of type boolean'))
+  }
+  if (attemptTimeout != null && !(Number.isInteger(attemptTimeout) && (attemptTimeout as number) >= 1 && (attemptTimeout as number) <= 0x7fffffff)) {
+    throw rejected(options, () => nodeError(RangeError, 'ERR_OUT_OF_RANGE', 'The value of "options.autoSelectFamilyAttemptTimeout" is out of range'))
+  }
+  // net checks the lookup only where it would call it: not for an IP literal
+  if (!isIp && lookup != null && typeof lookup !== 'function') {
+    throw rejected(options, () => nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.lookup" property must be of type function'))
   }
   return n
+}
+
+/** net's ERR_INVALID_IP_ADDRESS, for a lookup that answered something that is no IP address. */
+export function invalidIpAddress(address: unknown): Error {
+  return nodeError(TypeError, 'ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${String(address)}`)
+}
+
+/** net's ERR_INVALID_ADDRESS_FAMILY, for a lookup that answered a family other than 4 or 6. */
+export function invalidAddressFamily(family: unknown, host: unknown, port: unknown): Error {
+  return Object.assign(nodeError(RangeError, 'ERR_INVALID_ADDRESS_FAMILY', `Invalid address family: ${String(family)} ${String(host)}:${String(port)}`), { host, port })
 }
 
 export interface Destination {

@@ -17,7 +17,10 @@ export const channels = {
   fdClosed: diagnosticsChannel.channel('fdrecycle:fd:closed'),
   /** `{ socket, fd, reused }` when a socket takes an fd to connect */
   socketAcquired: diagnosticsChannel.channel('fdrecycle:socket:acquired'),
-  /** `{ socket, fd, state }` when a socket's user is done with it and the fd goes to the release protocol */
+  /**
+   * `{ fd, state, error }` when a socket's user is done with it and the fd goes to the release
+   * protocol: `state` is the fd's state then, `error` what the socket was destroyed with (or null)
+   */
   socketReleased: diagnosticsChannel.channel('fdrecycle:socket:released'),
   /** `{ fd, policy }` when a peer did not send EOF within drainTimeoutMs */
   drainTimedOut: diagnosticsChannel.channel('fdrecycle:drain:timeout'),

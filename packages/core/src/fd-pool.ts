@@ -24,6 +24,22 @@ const LINGER_POLL_MS = 10
  * One generic-pool of fds per address family: an IPv6 fd cannot connect to an IPv4 address
  * (EAFNOSUPPORT/EINVAL), so the family picks the pool. Idle fds are unconnected (or parked, see
  * lifecycle.ts); borrowed ones are in use or draining.
+ *
+ * generic-pool does: the queue of connects waiting for an fd (in order, with
+ * acquireTimeoutMillis), `maxSockets`, `minIdle`, the evictor of the fds it holds, and creating
+ * fds on demand. What it does not do, and this class adds once:
+ * - a connect without a promise when an fd is warm: released fds stay on loan to this class
+ *   (`#warm`, LIFO) and `acquireNow()` takes one synchronously; `#sweep` ages them out as
+ *   generic-pool's evictor would;
+ * - the quarantine: a released fd is lendable only after one poll phase (`release()`);
+ * - lazy validation that can say "later": a parked fd still in LAST_ACK waits in `#lingering`
+ *   until its last ACK, and is looked at again by the next acquireNow() or, while connects wait,
+ *   every LINGER_POLL_MS;
+ * - aborting the waiting connects at once when the recycler closes (`abortWaiters`).
+ * Where fds are: `#idle` holds every fd not lent to a socket, whichever of generic-pool's
+ * available list, `#warm`, `#lingering`, the quarantine or cooling holds it (stats' `idle`);
+ * the rest are borrowed (in use or draining). A ready fd reaches a waiting connect one way only:
+ * `#offer()`.
  */
 export class FdPool {
   readonly #pools: Record<4 | 6, genericPool.Pool<PooledFd>>
@@ -84,7 +100,10 @@ export class FdPool {
         max: o.maxSockets > 0 ? o.maxSockets : UNLIMITED,
         min: o.minIdle,
         acquireTimeoutMillis: o.acquireTimeoutMillis,
-        idleTimeoutMillis: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : UNLIMITED,
+        // The soft timeout: generic-pool's hard idleTimeoutMillis evicts below `min` too, and its
+        // _ensureMinimum() then makes the fd again, so the minIdle floor churned every run.
+        idleTimeoutMillis: UNLIMITED,
+        softIdleTimeoutMillis: o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1,
         evictionRunIntervalMillis: o.idleTimeoutMs > 0 ? Math.max(100, Math.min(o.idleTimeoutMs, 10_000)) : 0,
         numTestsPerEvictionRun: UNLIMITED,
         // LIFO: the warmest fd goes out first, cold ones age out.
@@ -233,11 +252,7 @@ export class FdPool {
         const v = this.#hooks.validate(pooled)
         if (v === 'later') still.push(pooled)
         else if (v === 'bad') this.#drop(pooled)
-        else
-          pool.release(pooled).catch(() => {
-            this.#idle[pooled.family].delete(pooled)
-            this.#hooks.destroy(pooled)
-          })
+        else this.#offer(pooled) // pending > 0: to the first waiter
       }
       this.#lingering[family] = still
       if (still.length > 0 && pool.pending > 0) again = true
@@ -279,6 +294,15 @@ export class FdPool {
 
   #lend(pooled: PooledFd): void {
     if (!this.#idle[pooled.family].has(pooled)) return // destroyed while cooling
+    this.#offer(pooled)
+  }
+
+  /**
+   * The one way a ready fd reaches a connect waiting in acquire(): generic-pool's release, which
+   * hands it to the first caller in its queue (acquire() validates it again, which costs nothing
+   * for an idle fd). With nobody waiting, the fd stays on loan to this pool, warm, for acquireNow().
+   */
+  #offer(pooled: PooledFd): void {
     const pool = this.#pools[pooled.family]
     if (pool.pending === 0) {
       this.#warm[pooled.family].push(pooled)
@@ -306,8 +330,10 @@ export class FdPool {
     for (const family of [4, 6] as const) {
       const warm = this.#warm[family]
       // LIFO: the oldest are at the bottom of the stack
+      // ... but never below the minIdle floor: closed, it would only be made again.
       let stale = 0
-      while (stale < warm.length && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
+      const surplus = this.#idle[family].size - this.#options.minIdle
+      while (stale < warm.length && stale < surplus && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
       for (const pooled of warm.splice(0, stale)) this.#drop(pooled)
       // Lingering fds idle too long are closed; close(2) leaves the kernel retransmitting our FIN.
       const lingering = this.#lingering[family]

@@ -1,6 +1,7 @@
-export { SocketRecycler, defaultRecycler, type RecyclerStats } from './recycler.js'
+export { SocketRecycler, defaultRecycler, type RecyclerStats, type RecycledConnectOpts, type RecycledSocketOptions } from './recycler.js'
 export { RecycledSocket } from './recycled-socket.js'
-export { isRecyclingSupported, recyclingSupport, type RecyclingSupport } from './support.js'
+export { isRecyclingSupported, recyclingSupport, TESTED_NODE_MAJORS, type RecyclingSupport } from './support.js'
+export { observeWrites } from './internals/write-observer.js'
 export { DEFAULT_OPTIONS, validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions, type DrainTimeoutPolicy } from './options.js'
 export {
   FdRecycleError, InvalidOptionError, InvalidArgumentError, RecyclerClosedError, AcquireTimeoutError, UnsupportedError,

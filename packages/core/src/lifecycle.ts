@@ -33,7 +33,8 @@ export type FdState =
 export const TRANSITIONS: Readonly<Record<FdState, readonly FdState[]>> = Object.freeze({
   fresh: ['connecting', 'closed'],
   idle: ['connecting', 'closed'],
-  parked: ['connecting', 'idle', 'closed'],
+  // A parked fd is dissolved (-> idle) by validation on borrow before any checkout.
+  parked: ['idle', 'closed'],
   // A connect that fails or is aborted leaves the fd idle (dissolved) or, if the kernel never
   // made a socket for it, fresh.
   connecting: ['open', 'idle', 'fresh', 'closed'],
@@ -44,8 +45,6 @@ export const TRANSITIONS: Readonly<Record<FdState, readonly FdState[]>> = Object
   finished: ['parked', 'idle', 'closed'],
   closed: [],
 })
-
-export const IDLE_STATES: ReadonlySet<FdState> = new Set(['fresh', 'idle', 'parked'])
 
 const STATES = Object.keys(TRANSITIONS) as FdState[]
 const BIT = Object.fromEntries(STATES.map((state, i) => [state, 1 << i])) as Record<FdState, number>

@@ -19,6 +19,16 @@ export interface RecyclerOptions {
    */
   finDelayMs?: number
   /**
+   * How long our FIN is withheld after the user ends a socket. `'adaptive'` learns it per
+   * destination (address and port): the first goodbye to a destination waits up to `finDelayMs`;
+   * a peer that did not close within it gets our FIN at once from then on (probed again every 256
+   * connections or 60 s); a peer that closed first gets a wait bounded by its observed close delay
+   * and RTT (4x, plus 100 ms), at most `finDelayMs`. `'fixed'` always waits `finDelayMs`. A socket's
+   * own `finDelayMs` wins over both.
+   * @default 'adaptive' ('fixed' when finDelayMs is given)
+   */
+  releasePolicy?: 'adaptive' | 'fixed'
+  /**
    * Once our FIN is out and the socket's user is gone, how long to wait for the peer's EOF before
    * `onDrainTimeout` applies.
    * @default 5000
@@ -71,6 +81,14 @@ export interface RecyclerOptions {
    */
   resetSocketOptions?: 'tracked' | 'verify'
   /**
+   * Cap on fds draining at once (their user is gone, the peer has not closed yet). Past it the
+   * oldest drain is closed the way a plain socket's destroy() would (close(2): FIN, or RST with
+   * unread data), counted in `stats().drainsShed`, so that drains never cause an EMFILE.
+   * `'auto'`: a quarter of the soft RLIMIT_NOFILE read at construction (at least 16).
+   * @default 'auto'
+   */
+  maxDraining?: number | 'auto'
+  /**
    * Bound on `close()`: how long it waits for sockets in use and draining before destroying them.
    * @default 10000
    */
@@ -82,6 +100,7 @@ export type ResolvedRecyclerOptions = Readonly<Required<RecyclerOptions>>
 export const DEFAULT_OPTIONS: ResolvedRecyclerOptions = Object.freeze({
   mode: 'auto',
   finDelayMs: 1000,
+  releasePolicy: 'adaptive',
   drainTimeoutMs: 5000,
   onDrainTimeout: 'close',
   maxIdle: 256,
@@ -91,6 +110,7 @@ export const DEFAULT_OPTIONS: ResolvedRecyclerOptions = Object.freeze({
   maxSockets: 0,
   acquireTimeoutMillis: 10_000,
   resetSocketOptions: 'tracked',
+  maxDraining: 'auto',
   closeTimeoutMs: 10_000,
 })
 
@@ -127,6 +147,7 @@ function describe(value: unknown): string {
 const CHECKS: Record<keyof RecyclerOptions, Check> = {
   mode: oneOf('auto', 'recycle', 'passthrough'),
   finDelayMs: milliseconds(0),
+  releasePolicy: oneOf('adaptive', 'fixed'),
   drainTimeoutMs: milliseconds(1),
   onDrainTimeout: oneOf('close', 'reset'),
   maxIdle: count(0),
@@ -136,6 +157,11 @@ const CHECKS: Record<keyof RecyclerOptions, Check> = {
   maxSockets: count(0),
   acquireTimeoutMillis: milliseconds(1),
   resetSocketOptions: oneOf('tracked', 'verify'),
+  maxDraining: (name, value) => {
+    if (value === 'auto') return
+    if (typeof value !== 'number') throw new InvalidOptionError(name, `expected 'auto' or an integer, received ${describe(value)}`)
+    integer(name, value, 1, MAX_COUNT)
+  },
   closeTimeoutMs: milliseconds(0),
 }
 
@@ -169,6 +195,9 @@ export function validateOptions(options: unknown): ResolvedRecyclerOptions {
     resolved[key] = value
   }
   const r = resolved as Required<RecyclerOptions>
+  // A finDelayMs the user chose is meant as is, unless they asked for 'adaptive' (it is the cap then).
+  const given = options as RecyclerOptions
+  if (given.finDelayMs !== undefined && given.releasePolicy === undefined) r.releasePolicy = 'fixed'
   if (r.maxSockets > 0 && r.minIdle > r.maxSockets) {
     throw new InvalidOptionError('minIdle', `minIdle (${r.minIdle}) exceeds maxSockets (${r.maxSockets})`)
   }

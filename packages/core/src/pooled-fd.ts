@@ -1,7 +1,8 @@
 import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
-import type { TcpHandle } from './handle/node-internals.js'
+import { hookConnect, installConnectHooks as installHooks } from './internals/connect-hook.js'
+import type { TcpHandle } from './internals/node.js'
 import { canTransition, type FdState } from './lifecycle.js'
 
 /** Socket options a tenant touched; reset before the next tenant (bit flags). */
@@ -20,7 +21,7 @@ const kPooledFd = Symbol('fdrecycle.pooledFd')
 /**
  * One fd owned by a SocketRecycler, with the libuv handle around it. Exactly one owner at a time:
  * the pool (idle states), a tenant socket, or the drain (a ReadDrain or DrainSocket adopted after the tenant
- * left). Only the recycler closes it, through `markClosed()` after `handle.close()`.
+ * left). Only the recycler closes it (pool-hooks.ts: state `closed`, then `handle.close()`).
  */
 export class PooledFd {
   readonly id = nextId++
@@ -36,6 +37,13 @@ export class PooledFd {
   connectPending = false
   /** How long this tenant's FIN is withheld (the socket's finDelayMs, else the recycler's). */
   finDelayMs = 0
+  /** Release policy: where this tenant connected (`address:port`), set at attach. */
+  destination: string | null = null
+  /** Release policy: this tenant's wait is the adaptive policy's, and its outcome is still to be learnt. */
+  adaptive = false
+  /** Release policy: when the tenant said goodbye (performance.now(); 0: not yet) and the wait it got. */
+  endedAt = 0
+  withheldMs = 0
   /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
   timer: NodeJS.Timeout | null = null
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
@@ -67,10 +75,9 @@ export class PooledFd {
 
   static #hook(handle: TcpHandle, pooled: PooledFd): void {
     handle[kPooledFd] = pooled
-    // Own-property hooks: libuv accepts a connect (returns 0) and will call back later, or fails at
-    // once. Knowing which tells a destroy-while-connecting apart from a failed connect.
-    handle.connect = hookedConnect
-    handle.connect6 = hookedConnect6
+    // libuv accepts a connect (returns 0) and will call back later, or fails at once. Knowing
+    // which tells a destroy-while-connecting apart from a failed connect.
+    hookConnect(handle)
   }
 
   get state(): FdState {
@@ -109,12 +116,9 @@ export class PooledFd {
   }
 }
 
-let tcpConnect: TcpHandle['connect'] | undefined
-let tcpConnect6: TcpHandle['connect6'] | undefined
-
+/** Once per process (support.ts): pooled handles report each connect libuv accepts. */
 export function installConnectHooks(connect: TcpHandle['connect'], connect6: TcpHandle['connect6']): void {
-  tcpConnect = connect
-  tcpConnect6 = connect6
+  installHooks(connect, connect6, connectIssued)
 }
 
 /** What the owner of a handle is told when libuv has accepted its connect. */
@@ -122,20 +126,11 @@ export interface ConnectObserver {
   connectIssued(): void
 }
 
-function hookedConnect(this: TcpHandle, req: object, address: string, port: number): number {
-  return connectIssued(this, tcpConnect!.call(this, req, address, port))
-}
-
-function hookedConnect6(this: TcpHandle, req: object, address: string, port: number): number {
-  return connectIssued(this, tcpConnect6!.call(this, req, address, port))
-}
-
-function connectIssued(handle: TcpHandle, ret: number): number {
+function connectIssued(handle: TcpHandle, ret: number): void {
   const pooled = handle[kPooledFd] as PooledFd
   pooled.connectPending = ret === 0
   if (ret === 0) {
     pooled.uses++
-    ;(pooled.owner as unknown as Partial<ConnectObserver> | null)?.connectIssued?.()
+    ;(pooled.owner as Partial<ConnectObserver> | null)?.connectIssued?.()
   }
-  return ret
 }

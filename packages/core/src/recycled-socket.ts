@@ -1,49 +1,18 @@
 import dns from 'node:dns'
 import net from 'node:net'
-import { normalizeConnectArgs, dnsOptions, interleaveFamilies, validateConnectPort, type Destination } from './connect-args.js'
+import {
+  normalizeConnectArgs, dnsOptions, interleaveFamilies, invalidAddressFamily, invalidIpAddress, validateConnectOptions, type Destination,
+} from './connect-args.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
-import { setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
-import { adoptHandle, detachHandle, nodeInternals, wrappedByTls, type TcpHandle } from './handle/node-internals.js'
+import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
+import {
+  adoptHandle, attemptedAddresses, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
+  resetReading, setSocketHost, socketHandle, startReadingFlagged, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
+} from './internals/node.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
 import { socketFinDelay } from './options.js'
-
-/** What a socket reports to its recycler when its user lets go of it. */
-export interface TenantExit {
-  /** libuv had a connect request in flight (the tenant left while connecting) */
-  connectInFlight: boolean
-  /** resetAndDestroy(): the user asked for an RST */
-  reset: boolean
-  /** the socket saw the peer's EOF itself (not through TLS) */
-  sawEof: boolean
-  /** a TLS socket had wrapped this socket's handle (tls.connect({ socket })) */
-  tls: boolean
-  error: Error | null
-  dirty: number
-}
-
-/** The recycler as a socket sees it. */
-export interface SocketHost {
-  readonly recycling: boolean
-  readonly closed: boolean
-  /** An fd that can be lent right now, if any (no promise round trip). */
-  acquireNow(family: 4 | 6): PooledFd | undefined
-  acquire(family: 4 | 6): Promise<PooledFd>
-  giveBack(pooled: PooledFd): void
-  /** Takes the fd for this socket; false if the fd had to be closed instead (acquire another). */
-  checkout(pooled: PooledFd, socket: RecycledSocket, wanted: number): boolean
-  connected(pooled: PooledFd): void
-  tenantEnded(pooled: PooledFd): void
-  peerEnded(pooled: PooledFd): void
-  tenantLeft(pooled: PooledFd, exit: TenantExit): void
-  /** The tenant left before the peer's EOF, nothing else in the way: drain now, the handle still reading. */
-  tenantLeftDraining(pooled: PooledFd, exit: TenantExit): void
-  /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
-  attemptFailed(pooled: PooledFd): void
-  abortConnect(pooled: PooledFd): void
-  plainOpened(socket: RecycledSocket): void
-  plainClosed(socket: RecycledSocket): void
-}
+import type { SocketHost, TenantExit } from './socket-host.js'
 
 type LookupAllCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family: number) => void
 
@@ -54,20 +23,7 @@ interface Attempts {
   errors: Error[]
   timeoutMs: number
   timer: NodeJS.Timeout | null
-  timedOut: boolean
 }
-
-type SocketWithInternals = net.Socket & {
-  _handle: TcpHandle | null
-  _host: string | null
-  resetAndClosing?: boolean
-  _undestroy(): void
-  _unrefTimer(): void
-  [key: symbol]: unknown
-}
-
-const bytesReadGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesRead')!.get!
-const bytesDispatchedGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, '_bytesDispatched')?.get
 
 /**
  * A net.Socket whose connection runs on a pooled, unconnected fd. Everything a client library does
@@ -96,10 +52,11 @@ export class RecycledSocket extends net.Socket {
   #serial = 0
   #attempts: Attempts | null = null
 
-  constructor(host: SocketHost, options?: net.SocketConstructorOpts & Record<string, unknown>) {
+  /** @internal Made by SocketRecycler#createSocket / #createConnection, which pass their host. */
+  constructor(host: object, options?: net.SocketConstructorOpts & Record<string, unknown>) {
     super(options)
-    this.#host = host
-    this.#plain = !host.recycling
+    this.#host = host as SocketHost
+    this.#plain = !this.#host.recycling
     if (options) {
       if (options.fd !== undefined || options.handle !== undefined || options.onread !== undefined) this.#plain = true
       this.finDelayMs = options.finDelayMs as number | undefined // validated by the setter
@@ -129,7 +86,10 @@ export class RecycledSocket extends net.Socket {
 
   set finDelayMs(value: number | undefined) {
     this.#finDelayMs = socketFinDelay(value)
-    if (this.#finDelayMs !== undefined && this.#pooled) this.#pooled.finDelayMs = this.#finDelayMs
+    if (this.#finDelayMs !== undefined && this.#pooled) {
+      this.#pooled.finDelayMs = this.#finDelayMs
+      this.#pooled.adaptive = false // release policy: the socket's own finDelayMs wins
+    }
   }
 
   /** Whether this socket's current connection runs on a recycled fd (false on the plain path). */
@@ -137,6 +97,11 @@ export class RecycledSocket extends net.Socket {
     return !this.#plain && this.#pooled !== null
   }
 
+  /** net.Socket#connect's overloads; `finDelayMs` may come with the options. */
+  override connect(options: net.SocketConnectOpts & { finDelayMs?: number | undefined }, connectionListener?: () => void): this
+  override connect(port: number, host: string, connectionListener?: () => void): this
+  override connect(port: number, connectionListener?: () => void): this
+  override connect(path: string, connectionListener?: () => void): this
   override connect(...args: unknown[]): this {
     const { options, listener } = normalizeConnectArgs(args)
     if (this.#host.closed) {
@@ -156,17 +121,16 @@ export class RecycledSocket extends net.Socket {
       }
       return result
     }
-    const port = validateConnectPort(options)
+    const host = (options.host as string | undefined) || 'localhost'
+    const family = net.isIP(host)
+    const port = validateConnectOptions(options, family !== 0)
     if (listener) this.once('connect', listener)
-    const self = this as unknown as SocketWithInternals
     if (this.destroyed) {
-      self._undestroy()
+      undestroy(this)
       this.#released = false
     }
     setConnecting(this, true)
-    self._unrefTimer()
-    const host = (options.host as string | undefined) || 'localhost'
-    const family = net.isIP(host)
+    unrefTimer(this)
     if (family === 4 || family === 6) {
       this.#connectTo({ address: host, family }, port)
     } else {
@@ -176,8 +140,7 @@ export class RecycledSocket extends net.Socket {
   }
 
   #lookup(host: string, port: number, options: Record<string, unknown>): void {
-    const self = this as unknown as SocketWithInternals
-    self._host = host
+    setSocketHost(this, host)
     const lookup = (options.lookup as typeof dns.lookup | undefined) ?? dns.lookup
     const dnsopts = dnsOptions(options)
     const autoSelect = (options.autoSelectFamily as boolean | undefined) ?? net.getDefaultAutoSelectFamily()
@@ -193,7 +156,12 @@ export class RecycledSocket extends net.Socket {
         if (!this.connecting) return
         const list = interleaveFamilies(addresses)
         if (list.length === 0) {
-          process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${addresses[0]?.address}`)))
+          // as lookupAndConnectMultiple: the first answer names the fault
+          const first = addresses[0]
+          const error = net.isIP(String(first?.address)) === 0
+            ? invalidIpAddress(first?.address)
+            : invalidAddressFamily(first?.family, options.host, options.port)
+          process.nextTick(() => this.destroy(error))
           return
         }
         if (list.length > 1) {
@@ -205,9 +173,8 @@ export class RecycledSocket extends net.Socket {
             errors: [],
             timeoutMs: Math.max(requested ?? net.getDefaultAutoSelectFamilyAttemptTimeout(), 10),
             timer: null,
-            timedOut: false,
           }
-          ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses = []
+          attemptedAddresses(this, true)
         }
         this.#connectTo(list[0]!, port)
       })
@@ -218,10 +185,15 @@ export class RecycledSocket extends net.Socket {
       if (!this.connecting) return
       if (err) {
         process.nextTick(() => this.destroy(err))
-      } else if (net.isIP(address) !== 4 && net.isIP(address) !== 6) {
-        process.nextTick(() => this.destroy(new TypeError(`Invalid IP address: ${address}`)))
+      } else if (net.isIP(address) === 0) {
+        const error = invalidIpAddress(address)
+        process.nextTick(() => this.destroy(error))
+      } else if (family !== 4 && family !== 6) {
+        const error = invalidAddressFamily(family, options.host, options.port)
+        process.nextTick(() => this.destroy(error))
       } else {
-        this.#connectTo({ address, family: net.isIP(address) as 4 | 6 }, port)
+        // the lookup's family picks the pool, as it picks connect or connect6 in net
+        this.#connectTo({ address, family }, port)
       }
     }) as unknown as LookupAllCallback)
   }
@@ -259,6 +231,8 @@ export class RecycledSocket extends net.Socket {
       this.#connectTo(destination, port)
       return
     }
+    // release policy: the adaptive finDelay is learnt per destination
+    pooled.destination = `${destination.address}:${port}`
     const handle = pooled.handle
     this.#pooled = pooled
     this.#sawEof = false
@@ -268,11 +242,10 @@ export class RecycledSocket extends net.Socket {
     this.#writtenBase = handle.bytesWritten
     const attempts = this.#attempts
     if (attempts) {
-      ;(this as unknown as { autoSelectFamilyAttemptedAddresses: string[] }).autoSelectFamilyAttemptedAddresses.push(
+      attemptedAddresses(this).push(
         `${destination.address}:${port}`,
       )
       if (attempts.next < attempts.list.length) {
-        attempts.timedOut = false
         attempts.timer = setTimeout(() => this.#attemptTimeout(destination, port), attempts.timeoutMs)
       }
     }
@@ -291,10 +264,9 @@ export class RecycledSocket extends net.Socket {
    * overtake the connect: libuv completes the connect before it reads.
    */
   connectIssued(): void {
-    const handle = (this as unknown as SocketWithInternals)._handle
-    if (!handle || handle.reading || this.isPaused() || this.destroyed) return
-    handle.reading = true
-    if (handle.readStart() !== 0) handle.reading = false
+    const handle = socketHandle(this)
+    if (!handle || this.isPaused() || this.destroyed) return
+    if (startReadingFlagged(handle) !== 0) resetReading(handle)
   }
 
   readonly #onConnect = (): void => {
@@ -309,15 +281,26 @@ export class RecycledSocket extends net.Socket {
     const pooled = this.#pooled
     if (!attempts || !pooled || !this.connecting) return
     attempts.timer = null
-    attempts.timedOut = true
     this.emit('connectionAttemptTimeout', destination.address, port, destination.family)
-    // Dissolving a socket in SYN_SENT makes libuv complete the connect with an error at once;
-    // destroy() below then sees a failed attempt and moves on with the fd recycled.
-    this.#host.abortConnect(pooled)
+    // As net's internalConnectMultipleTimeout: the attempt ends here, without a
+    // 'connectionAttemptFailed', and the next address is tried at once. The handle goes to the
+    // recycler with its connect in flight (dissolved there; a drain takes libuv's callback).
+    attempts.errors.push(timedOutError(destination.address, port))
+    this.removeListener('connect', this.#onConnect)
+    this.#pooled = null
+    detachHandle(this)
+    pooled.owner = null
+    const exit: TenantExit = { connectInFlight: true, reset: false, sawEof: false, tls: false, error: null, dirty: this.#dirty }
+    this.#host.tenantLeft(pooled, exit)
+    const next = attempts.list[attempts.next++]!
+    this.#connectTo(next, attempts.port)
   }
 
   /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
   override destroy(error?: Error): this {
+    // An already-aborted `signal` makes the stream constructor destroy the socket inside super(),
+    // before this class's fields exist: that destroy is net's own (AbortError, then 'close').
+    if (!(#attempts in this)) return super.destroy(error)
     const attempts = this.#attempts
     const pooled = this.#pooled
     if (
@@ -328,7 +311,7 @@ export class RecycledSocket extends net.Socket {
     ) {
       if (attempts.timer) clearTimeout(attempts.timer)
       attempts.timer = null
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       this.removeListener('connect', this.#onConnect)
       this.#pooled = null
       detachHandle(this)
@@ -341,7 +324,7 @@ export class RecycledSocket extends net.Socket {
     }
     if (attempts && pooled && error && (error as NodeJS.ErrnoException).syscall === 'connect' && attempts.errors.length > 0) {
       if (attempts.timer) clearTimeout(attempts.timer)
-      attempts.errors.push(attempts.timedOut ? timedOutError(error) : error)
+      attempts.errors.push(error)
       const all = attempts.errors
       this.#attempts = null
       const aggregate = Object.assign(new AggregateError(all), { code: (all[0] as NodeJS.ErrnoException).code })
@@ -374,11 +357,11 @@ export class RecycledSocket extends net.Socket {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!(#pooled in this)) return super._destroy(error, callback) // from inside super(), see destroy()
     const pooled = this.#pooled
-    const self = this as unknown as SocketWithInternals
     if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
     this.#attempts = null
-    if (this.#plain || !pooled || !self._handle) {
+    if (this.#plain || !pooled || !socketHandle(this)) {
       if (this.#plainCounted) {
         this.#plainCounted = false
         this.#host.plainClosed(this)
@@ -387,7 +370,7 @@ export class RecycledSocket extends net.Socket {
         // Destroyed while we resolve the host or wait for an fd: a plain socket has its handle by
         // then and reports close(hadError) once the handle is closed; so do we.
         setConnecting(this, false)
-        clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
+        clearSocketTimeout(this)
         callback(error)
         setImmediate(() => this.emit('close', error !== null && error !== undefined))
         return
@@ -397,13 +380,17 @@ export class RecycledSocket extends net.Socket {
     }
     const connectInFlight = this.connecting && pooled.connectPending
     setConnecting(this, false)
-    clearTimeout(self[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
-    const handle = self._handle
+    clearSocketTimeout(this)
+    const handle = socketHandle(this)!
     this.#finalRead = handle.bytesRead - this.#readBase
     this.#finalWritten = handle.bytesWritten - this.#writtenBase
     this.#released = true
-    const reset = self.resetAndClosing === true
-    self.resetAndClosing = false
+    // destroy() aborts, as the kernel makes it abort a plain socket: a close with bytes from the
+    // peer still unread sends an RST (tcp_close), and the peer stops sending at once. Such a
+    // connection is dissolved with a reset and its fd reused, never drained. (Bytes already read
+    // into this socket's buffer do not count: a plain close would send its FIN after them too.)
+    const resetAsked = takeResetAndClosing(this)
+    const reset = resetAsked || (!connectInFlight && !this.#sawEof && hasUnread(handle.fd))
     this.removeListener('connect', this.#onConnect)
     const tls = wrappedByTls(handle)
     const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
@@ -443,6 +430,29 @@ export class RecycledSocket extends net.Socket {
       this.emit('close', hadError)
       this.#host.tenantLeft(pooled, exit)
     })
+  }
+
+  /**
+   * As net: a reset asked for while connecting waits for the connect, then resets. net has its
+   * handle from connect() on; this socket gets its fd after the lookup or the pool's answer, and
+   * net's own resetAndDestroy() would find no handle yet (ERR_SOCKET_CLOSED).
+   */
+  override resetAndDestroy(): this {
+    if (!this.#plain && this.connecting && !socketHandle(this)) {
+      this.once('connect', () => super.resetAndDestroy())
+      return this
+    }
+    return super.resetAndDestroy()
+  }
+
+  /**
+   * Before the connect is issued, net's handle has no fd yet and reports no local address ({}):
+   * a lent fd would report what the kernel still holds from its last use. From the connect on
+   * (libuv accepted it), the kernel's answer is this connection's own, as with net.
+   */
+  _getsockname(): object {
+    if (!this.#plain && this.connecting && !this.#pooled?.connectPending) return {}
+    return (net.Socket.prototype as unknown as { _getsockname(this: net.Socket): object })._getsockname.call(this)
   }
 
   override setNoDelay(noDelay?: boolean): this {
@@ -487,56 +497,54 @@ export class RecycledSocket extends net.Socket {
   }
 
   #fdOrThrow(method: string): number {
-    const fd = (this as unknown as SocketWithInternals)._handle?.fd ?? -1
+    const fd = socketHandle(this)?.fd ?? -1
     if (fd < 0) throw new UnsupportedError(`${method}() needs a connected socket with an fd`)
     return fd
   }
 
   /** @internal bytes counters restart at 0 for each tenant (the handle's own counters do not). */
   get _bytesReadForTenant(): number {
-    const handle = (this as unknown as SocketWithInternals)._handle
+    const handle = socketHandle(this)
     if (this.#pooled && handle) return handle.bytesRead - this.#readBase
     if (this.#released) return this.#finalRead
-    return bytesReadGetter.call(this) as number
+    return netBytesRead(this)
   }
 
   /** @internal */
   get _bytesWrittenForTenant(): number {
-    const handle = (this as unknown as SocketWithInternals)._handle
+    const handle = socketHandle(this)
     if (this.#pooled && handle) return handle.bytesWritten - this.#writtenBase
     if (this.#released) return this.#finalWritten
-    return (bytesDispatchedGetter?.call(this) as number | undefined) ?? 0
+    return netBytesDispatched(this)
   }
 }
 
-// bytesRead and _bytesDispatched (behind bytesWritten) are accessors on net.Socket.prototype; the
-// handle's counters run across tenants, so the subclass answers per tenant.
-Object.defineProperty(RecycledSocket.prototype, 'bytesRead', {
-  configurable: true,
-  enumerable: true,
-  get(this: RecycledSocket) {
-    return this._bytesReadForTenant
+// The handle's byte counters run across tenants: the subclass answers per tenant.
+overrideByteCounters(
+  RecycledSocket.prototype,
+  function (this: net.Socket) {
+    return (this as RecycledSocket)._bytesReadForTenant
   },
-})
-Object.defineProperty(RecycledSocket.prototype, '_bytesDispatched', {
-  configurable: true,
-  enumerable: true,
-  get(this: RecycledSocket) {
-    return this._bytesWrittenForTenant
+  function (this: net.Socket) {
+    return (this as RecycledSocket)._bytesWrittenForTenant
   },
-})
+)
 
-function timedOutError(error: Error): Error {
-  const e = error as NodeJS.ErrnoException & { address?: string; port?: number }
-  const err = new Error(`connect ETIMEDOUT ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}`) as NodeJS.ErrnoException
+/** What net records for a timed-out attempt (createConnectionError(req, UV_ETIMEDOUT)). */
+function timedOutError(address: string, port: number): Error {
+  const err = new Error(`connect ETIMEDOUT ${address}:${port}`) as NodeJS.ErrnoException
   err.code = 'ETIMEDOUT'
   err.errno = -110
   err.syscall = 'connect'
-  Object.assign(err, { address: e.address, port: e.port })
+  Object.assign(err, { address, port })
   return err
 }
 
-/** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */
-function setConnecting(socket: net.Socket, value: boolean): void {
-  ;(socket as unknown as { connecting: boolean }).connecting = value
+function hasUnread(fd: number): boolean {
+  if (fd < 0) return false
+  try {
+    return unreadBytes(fd) > 0
+  } catch {
+    return false // not connected (EINVAL): nothing to lose
+  }
 }

@@ -35,7 +35,7 @@ describe('plain-socket fallback', () => {
     const err = await new Promise<NodeJS.ErrnoException>((resolve) => missing.on('error', resolve))
     expect(err.code).toBe('ENOENT')
     await settle()
-    expect(recycler.stats()).toMatchObject({ mode: 'recycling', connections: 2, fdsCreated: 0, active: 0 })
+    expect(recycler.stats()).toMatchObject({ mode: 'recycling', connections: 2, fdsCreated: 2, fdsClosed: 2, idle: 0, active: 0 })
     await recycler.close()
   })
 })

@@ -15,7 +15,7 @@ import { settle, until } from './helpers.js'
  * loopback sockets, checked against a model after every step. Invariants:
  * - an fd is in exactly one state: fdsCreated = fdsClosed + idle + active + draining;
  * - an fd is lent only from an idle state (never borrowed twice);
- * - an fd is parked for reuse only once the peer's FIN is in (the seed's rule), and it goes back
+ * - an fd is parked for reuse only once the peer's FIN is in, and it goes back
  *   idle from a connected state only through a reset or a connection that is already gone;
  * - every byte a connection receives is its own.
  */

@@ -19,6 +19,11 @@ describe('options', () => {
     ['onDrainTimeout', 'rst', /onDrainTimeout: expected one of 'close', 'reset', received the string 'rst'/],
     ['mode', null, /mode: expected one of 'auto', 'recycle', 'passthrough', received null/],
     ['resetSocketOptions', true, /resetSocketOptions: expected one of/],
+    ['releasePolicy', 'learn', /releasePolicy: expected one of 'adaptive', 'fixed', received the string 'learn'/],
+    ['releasePolicy', 1, /releasePolicy: expected one of 'adaptive', 'fixed', received the number 1/],
+    ['maxDraining', 0, /maxDraining: expected an integer from 1/],
+    ['maxDraining', 2.5, /maxDraining: expected an integer, received the number 2.5/],
+    ['maxDraining', 'all', /maxDraining: expected 'auto' or an integer, received the string 'all'/],
     ['maxSokets', 3, /Invalid option maxSokets: unknown option; known options are mode, finDelayMs/],
   ]
   it.each(bad)('%s = %o is rejected with a typed error naming the option', (option, value, message) => {
@@ -53,5 +58,19 @@ describe('options', () => {
     const foreign = Object.assign(new Error('x'), { code: 'ERR_FDRECYCLE_INVALID_OPTION', [Symbol.for('fdrecycle.error')]: true })
     expect(foreign).toBeInstanceOf(FdRecycleError)
     expect(new Error('y')).not.toBeInstanceOf(FdRecycleError)
+  })
+})
+
+describe('options: releasePolicy', () => {
+  it("is 'adaptive' by default, 'fixed' when finDelayMs is given, and as asked when both are", () => {
+    expect(validateOptions({}).releasePolicy).toBe('adaptive')
+    expect(validateOptions({ finDelayMs: 250 }).releasePolicy).toBe('fixed')
+    expect(validateOptions({ finDelayMs: 250, releasePolicy: 'adaptive' })).toMatchObject({ finDelayMs: 250, releasePolicy: 'adaptive' })
+    expect(validateOptions({ releasePolicy: 'fixed' })).toMatchObject({ finDelayMs: 1000, releasePolicy: 'fixed' })
+  })
+
+  it("maxDraining takes 'auto' or a positive integer", () => {
+    expect(validateOptions({}).maxDraining).toBe('auto')
+    expect(validateOptions({ maxDraining: 64 }).maxDraining).toBe(64)
   })
 })

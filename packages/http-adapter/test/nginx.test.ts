@@ -134,7 +134,7 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
       if (recyclingSupported) {
         expect(new Set(track.connections.map((c) => c.inode)).size).toBe(1)
         expect(track.connections).toHaveLength(6)
-        expect(recycler.stats().discardedBytes).toBeGreaterThan(0)
+        expect(recycler.stats().resetsSent).toBeGreaterThan(0) // unread bytes at destroy(): an RST, as net's close
       }
       expectRecycled(recycler.stats(), { fdsCreated: 1, fdsClosed: 0, connections: 6 })
     } finally {

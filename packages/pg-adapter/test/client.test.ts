@@ -123,8 +123,8 @@ describe('pg.Client over recycled sockets', () => {
     expect(r.rows).toEqual([{ addr: null, v: 42 }])
     await client.end()
     await released(recycler)
-    // plain path: counted as a connection, no fd of the pool involved
-    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 0, recycled: 0, active: 0 })
+    // plain path: counted as a connection and an fd opened and closed, none of the pool's
+    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
     await until(() => fdCount() === baseline, 'the Unix socket fd to close')
   })
 

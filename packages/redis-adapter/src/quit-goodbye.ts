@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream'
+import { observeWrites } from '@fdrecycle/core'
 
 /** QUIT as a RESP array: every Redis (and RESP3 connection) reads it, also in subscriber mode and inside MULTI. */
 const QUIT = Buffer.from('*1\r\n$4\r\nQUIT\r\n')
@@ -16,24 +17,11 @@ const IOREDIS_QUIT = '*1\r\n$4\r\nquit\r\n'
  */
 export function watchForQuit(stream: Duplex): () => boolean {
   let seen = false
-  const watch = (): void => {
-    const write = stream.write
-    if (watching.has(write)) return
-    const watched = function writeWatchingForQuit(this: Duplex, chunk: unknown, ...rest: unknown[]): boolean {
-      if (!seen && typeof chunk === 'string' && chunk.length === IOREDIS_QUIT.length && chunk.toLowerCase() === IOREDIS_QUIT) seen = true
-      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-    } as Duplex['write']
-    watching.add(watched)
-    stream.write = watched
-  }
-  watch()
-  // net.Socket#connect() puts the prototype's write() back (it undoes a writeAfterFIN of an
-  // earlier connection): watch again at 'connect', before ioredis writes its first command.
-  stream.once('connect', watch)
+  observeWrites(stream, (chunk) => {
+    if (!seen && typeof chunk === 'string' && chunk.length === IOREDIS_QUIT.length && chunk.toLowerCase() === IOREDIS_QUIT) seen = true
+  })
   return () => seen
 }
-
-const watching = new WeakSet<Duplex['write']>()
 
 /**
  * Ends a Redis connection the way `quit()` does, for callers that asked for `disconnect()`: sends

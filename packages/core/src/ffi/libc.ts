@@ -13,6 +13,14 @@ export interface Libc {
   readonly fcntl: (fd: number, cmd: number, arg: number) => number
   readonly getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number
   readonly setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number
+  // for the support probe's loopback round trip (internals/probe.ts)
+  readonly bind: (fd: number, addr: Buffer, len: number) => number
+  readonly listen: (fd: number, backlog: number) => number
+  readonly accept4: (fd: number, addr: null, len: null, flags: number) => number
+  readonly getsockname: (fd: number, addr: Buffer, len: Buffer) => number
+  readonly poll: (fds: Buffer, nfds: number, timeoutMs: number) => number
+  readonly getrlimit: (resource: number, rlim: Buffer) => number
+  readonly ioctl: (fd: number, request: number, arg: Buffer) => number
 }
 
 let libc: Libc | undefined
@@ -35,6 +43,15 @@ export function loadLibc(): Libc {
       fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
       getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      bind: lib.func('int bind(int fd, void *addr, uint32_t len)'),
+      listen: lib.func('int listen(int fd, int backlog)'),
+      accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)'),
+      getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
+      poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+      getrlimit: lib.func('int getrlimit(int resource, void *rlim)'),
+      // ioctl is variadic in C; its one pointer argument is passed in the same register either way
+      // on the Linux ABIs Node ships for (x86-64, arm64), and a fixed prototype keeps koffi's call cheap.
+      ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)'),
     }
     return libc
   } catch (err) {
@@ -64,8 +81,14 @@ export const IPPROTO_IPV6 = 41
 export const IP_TOS = 1
 export const IPV6_TCLASS = 67
 export const TCP_NODELAY = 1
-export const TCP_MAXSEG = 2
 export const TCP_KEEPIDLE = 4
 export const TCP_KEEPINTVL = 5
 export const TCP_KEEPCNT = 6
 export const TCP_INFO = 11
+export const POLLIN = 0x001
+export const POLLOUT = 0x004
+export const RLIMIT_NOFILE = 7
+/** struct tcp_info: offset of tcpi_rtt (u32, microseconds), after 8 bytes of u8 fields and 15 u32. */
+export const TCPI_RTT_OFFSET = 68
+/** ioctl: bytes in a TCP socket's receive queue not yet read (SIOCINQ) */
+export const FIONREAD = 0x541b

@@ -1,7 +1,7 @@
 import { getSystemErrorName } from 'node:util'
 import {
-  AF_INET, AF_INET6, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
-  SO_ERROR, SO_LINGER, TCP_INFO, loadLibc,
+  AF_INET, AF_INET6, FIONREAD, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  SO_ERROR, SO_LINGER, TCP_INFO, RLIMIT_NOFILE, TCPI_RTT_OFFSET, loadLibc,
 } from './libc.js'
 
 /**
@@ -80,6 +80,15 @@ export function tcpState(fd: number): number {
   return stateValue[0]!
 }
 
+/**
+ * Bytes the peer sent that nobody has read yet (ioctl SIOCINQ; the peer's FIN is not counted). A
+ * close() with any makes the kernel send an RST instead of a FIN (tcp_close: "data was lost").
+ */
+export function unreadBytes(fd: number): number {
+  check(loadLibc().ioctl(fd, FIONREAD, intValue), 'ioctl')
+  return intValue.readInt32LE(0)
+}
+
 /** Reads and thereby clears SO_ERROR (sock_error() exchanges it with 0). Returns the errno or 0. */
 export function takeSocketError(fd: number): number {
   return getIntOption(fd, SOL_SOCKET, SO_ERROR)
@@ -111,4 +120,32 @@ export function setLinger(fd: number, linger: Linger): void {
   lingerValue.writeInt32LE(linger.onoff ? 1 : 0, 0)
   lingerValue.writeInt32LE(linger.seconds, 4)
   check(loadLibc().setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerValue, 8), 'setsockopt')
+}
+
+const infoValue = Buffer.alloc(TCPI_RTT_OFFSET + 4)
+const rlimValue = Buffer.alloc(16)
+
+/** The connection's smoothed RTT in microseconds (TCP_INFO tcpi_rtt); 0 before any sample. */
+export function tcpRttUs(fd: number): number {
+  optLen.writeUInt32LE(infoValue.length, 0)
+  check(loadLibc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, infoValue, optLen), 'getsockopt')
+  // an older kernel may copy fewer bytes than asked (it writes the length it copied)
+  return optLen.readUInt32LE(0) >= infoValue.length ? infoValue.readUInt32LE(TCPI_RTT_OFFSET) : 0
+}
+
+/** The soft RLIMIT_NOFILE of this process (getrlimit; struct rlimit is two 64-bit values on Linux/64-bit). */
+export function openFileLimit(): number {
+  check(loadLibc().getrlimit(RLIMIT_NOFILE, rlimValue), 'getrlimit')
+  const soft = rlimValue.readBigUInt64LE(0)
+  return soft > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(soft)
+}
+
+/**
+ * SO_LINGER back to a fresh socket's { off, 0 }. sock_setsockopt stores l_linger only when l_onoff
+ * is set (an { off, n } write leaves the old seconds in sk_lingertime, and getsockopt reports them):
+ * { on, 0 } first zeroes them, then { off, 0 } turns lingering off. Nothing closes in between.
+ */
+export function resetLinger(fd: number): void {
+  setLinger(fd, { onoff: true, seconds: 0 })
+  setLinger(fd, { onoff: false, seconds: 0 })
 }

@@ -19,14 +19,8 @@ export function tcpStateName(state: number): string {
   return NAMES[state] ?? `UNKNOWN(${state})`
 }
 
-/** The peer's FIN has arrived in these states: the seed's rule ("reuse only after EOF") holds. */
-export function peerHasClosed(state: number): boolean {
-  return state === TcpState.CLOSE_WAIT || state === TcpState.LAST_ACK || state === TcpState.CLOSING ||
-    state === TcpState.TIME_WAIT || state === TcpState.CLOSE
-}
-
-/** Our FIN is out in these states. */
-export function weHaveClosed(state: number): boolean {
-  return state === TcpState.FIN_WAIT1 || state === TcpState.FIN_WAIT2 || state === TcpState.CLOSING ||
-    state === TcpState.LAST_ACK || state === TcpState.TIME_WAIT
+/** States where tcp_disconnect() (AF_UNSPEC) sends an RST (tcp_need_reset in net/ipv4/tcp.c). */
+export function disconnectSendsReset(state: number): boolean {
+  return state === TcpState.ESTABLISHED || state === TcpState.CLOSE_WAIT || state === TcpState.FIN_WAIT1 ||
+    state === TcpState.FIN_WAIT2 || state === TcpState.SYN_RECV
 }

@@ -2,9 +2,16 @@ import net from 'node:net'
 import { dissolve, openTcpSocket } from '../ffi/syscalls.js'
 
 /**
+ * Every private access to Node's net internals lives in this folder (src/internals/), behind the
+ * typed contract below: the handle and socket members this library reads or sets, found by
+ * reflection and checked once (nodeInternals()), then exercised by a real round trip
+ * (probe.ts) before any recycler recycles. A Node that changes them degrades to plain sockets.
+ */
+
+/**
  * The libuv TCP handle behind a net.Socket (Node's TCPWrap), as far as this library touches it.
  * Reusing the handle itself, not just the fd, was the fastest path measured: no socket(2), no
- * guessHandleType, no epoll re-registration dance (DEVELOPERS.md).
+ * guessHandleType, no epoll re-registration dance.
  */
 export interface TcpHandle {
   readonly fd: number
@@ -64,7 +71,7 @@ function findSymbol(target: object, description: string): symbol | undefined {
 export function nodeInternals(): NodeInternals {
   if (internals) return internals
   const fd = openTcpSocket(4)
-  // The probe doubles as the seed's support test: AF_UNSPEC on a fresh socket must succeed.
+  // AF_UNSPEC on a fresh socket must succeed (the round trip in probe.ts tests the rest).
   dissolve(fd)
   const probe = new net.Socket({ fd, readable: false, writable: false, manualStart: true } as net.SocketConstructorOpts)
   try {
@@ -113,13 +120,6 @@ export class RecycledHandleResource {
     readonly type: number,
     readonly handle: TcpHandle,
   ) {}
-}
-
-interface SocketInternals {
-  _handle: TcpHandle | null
-  _sockname: unknown
-  _peername: unknown
-  [key: symbol]: unknown
 }
 
 /**
@@ -183,8 +183,112 @@ export function resetReading(handle: TcpHandle): boolean {
   return true
 }
 
+/**
+ * Starts libuv reading and sets the JS `reading` flag beside it (net's tryReadStart does both);
+ * 0 without a call when the flag says it reads already. Returns readStart's code (UV_EALREADY:
+ * libuv was reading all along, handed over without readStop).
+ */
+export function startReadingFlagged(handle: TcpHandle): number {
+  if (handle.reading) return 0
+  handle.reading = true
+  return handle.readStart()
+}
+
+/** Stops reading, cuts the JS callbacks and closes the handle (one retired by a re-handle). */
+export function retireHandle(handle: TcpHandle): void {
+  handle.readStop()
+  handle.onread = noop
+  handle.close()
+}
+
 /** tls.connect({ socket }) over a connected socket defines `reading` on its handle as an accessor. */
 export function wrappedByTls(handle: TcpHandle): boolean {
   const descriptor = Object.getOwnPropertyDescriptor(handle, 'reading')
   return descriptor !== undefined && !('value' in descriptor)
+}
+
+// ---- net.Socket's private members -----------------------------------------------------------------
+
+/** The members of a net.Socket this library reads or sets that are not in @types/node. */
+interface SocketInternals {
+  _handle: TcpHandle | null
+  _host: string | null
+  _sockname: unknown
+  _peername: unknown
+  /** set by resetAndDestroy() before it calls destroy() */
+  resetAndClosing?: boolean
+  connecting: boolean
+  _undestroy(): void
+  _unrefTimer(): void
+  autoSelectFamilyAttemptedAddresses?: string[]
+  [key: symbol]: unknown
+}
+
+const internalsOf = (socket: net.Socket): SocketInternals => socket as unknown as SocketInternals
+
+/** socket._handle: the libuv handle, null before connect and after close. */
+export function socketHandle(socket: net.Socket): TcpHandle | null {
+  return internalsOf(socket)._handle
+}
+
+/** `connecting` is a plain property Node's net code sets; @types/node declares it read-only. */
+export function setConnecting(socket: net.Socket, value: boolean): void {
+  internalsOf(socket).connecting = value
+}
+
+/** socket._host: the host name net reports in errors and `lookup` events. */
+export function setSocketHost(socket: net.Socket, host: string): void {
+  internalsOf(socket)._host = host
+}
+
+/** Streams' _undestroy(): a destroyed socket made connectable again, as net's connect() does. */
+export function undestroy(socket: net.Socket): void {
+  internalsOf(socket)._undestroy()
+}
+
+/** net's _unrefTimer(): restarts the idle timer (setTimeout) as a connect() does. */
+export function unrefTimer(socket: net.Socket): void {
+  internalsOf(socket)._unrefTimer()
+}
+
+/** Clears socket[kTimeout] (the setTimeout() timer), as net's _destroy does. */
+export function clearSocketTimeout(socket: net.Socket): void {
+  clearTimeout(internalsOf(socket)[nodeInternals().timeoutSymbol] as NodeJS.Timeout | undefined)
+}
+
+/** Whether resetAndDestroy() asked for this destroy (an RST); clears the flag. */
+export function takeResetAndClosing(socket: net.Socket): boolean {
+  const s = internalsOf(socket)
+  const reset = s.resetAndClosing === true
+  s.resetAndClosing = false
+  return reset
+}
+
+/** socket.autoSelectFamilyAttemptedAddresses (Node 20+), which net fills during Happy Eyeballs. */
+export function attemptedAddresses(socket: net.Socket, reset = false): string[] {
+  const s = internalsOf(socket)
+  if (reset || !s.autoSelectFamilyAttemptedAddresses) s.autoSelectFamilyAttemptedAddresses = []
+  return s.autoSelectFamilyAttemptedAddresses
+}
+
+const bytesReadGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'bytesRead')!.get!
+const bytesDispatchedGetter = Object.getOwnPropertyDescriptor(net.Socket.prototype, '_bytesDispatched')?.get
+
+/** net.Socket's own bytesRead accessor, for a socket on the plain path. */
+export function netBytesRead(socket: net.Socket): number {
+  return bytesReadGetter.call(socket) as number
+}
+
+/** net.Socket's _bytesDispatched accessor (behind bytesWritten), 0 where Node has none. */
+export function netBytesDispatched(socket: net.Socket): number {
+  return (bytesDispatchedGetter?.call(socket) as number | undefined) ?? 0
+}
+
+/**
+ * bytesRead and _bytesDispatched (behind bytesWritten) are accessors on net.Socket.prototype;
+ * a subclass whose handle's counters run across tenants answers them per tenant.
+ */
+export function overrideByteCounters(proto: object, read: (this: net.Socket) => number, written: (this: net.Socket) => number): void {
+  Object.defineProperty(proto, 'bytesRead', { configurable: true, enumerable: true, get: read })
+  Object.defineProperty(proto, '_bytesDispatched', { configurable: true, enumerable: true, get: written })
 }
