@@ -2,11 +2,10 @@
 // packages run inside the server namespace of a fault lab (two namespaces joined by the TUN relay,
 // 2 ms each way), the real clients inside the client namespace (matrix-client.mjs), plain and
 // through the adapters. Per cell: errors, fds reused, client and server TIME_WAIT, who sent the
-// first FIN of each connection and the RSTs on the wire (the relay's log), the server namespace's
-// `Tcp: InRsts`. The table is printed and written as markdown (FDRECYCLE_MATRIX_MD, or a file in
-// the temp dir).
-import { execFileSync } from 'node:child_process'
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+// first FIN of each connection and the RSTs on the wire each way (the relay's log), checked against
+// the server namespace's `Tcp: OutRsts`. The table is printed and written as markdown
+// (FDRECYCLE_MATRIX_MD, or a file in the temp dir); the root README's "On a real path" holds a run.
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -190,8 +189,12 @@ async function startBench(): Promise<Bench> {
   }
   process.once('exit', onExit)
   try {
-    const dir = runDir('fdrecycle-realpath-', (stale) => stopServer(bin, join(stale, 'pg')), () => {})
-    cleanups.push(() => execFileSync('rm', ['-rf', dir]))
+    // A run killed before its teardown left servers behind: stopped by the pids in its dir.
+    const dir = runDir('fdrecycle-realpath-', (stale) => {
+      stopServer(bin, join(stale, 'pg'))
+      stopNode(nodeArgs(PORTS.redis, join(stale, 'redis')), 'SIGKILL')
+    }, (message) => console.warn(`[realpath matrix] ${message}`))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
 
     const lab = await FaultLab.start({ relay: { delayAbMs: DELAY_MS, delayBaMs: DELAY_MS, trace: TRACE }, debug: false })
     cleanups.push(() => lab[Symbol.asyncDispose]())

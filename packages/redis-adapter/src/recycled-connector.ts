@@ -133,8 +133,12 @@ export class RecycledConnector {
         // anything more: a close_notify that crosses its close reaches a closed socket, and Redis's
         // kernel answers with RSTs (measured on a real path: 2 or 3 per connection). Nobody reads a
         // close_notify from us there: at Redis's EOF the TLS socket is destroyed instead (our FIN
-        // then follows Redis's). Only a QUIT left unanswered (quitTimeoutMs) ends it as before.
-        const end = setTimeout(() => stream.end(), quitTimeoutMs)
+        // then follows Redis's). A QUIT left unanswered for quitTimeoutMs (a blocked client) ends
+        // it then, our FIN at once: that wait was the FIN delay.
+        const end = setTimeout(() => {
+          if (socket && 'finDelayMs' in socket) socket.finDelayMs = 0
+          stream.end()
+        }, quitTimeoutMs)
         stream.once('close', () => clearTimeout(end))
         stream.prependOnceListener('end', () => stream.destroy())
         return
