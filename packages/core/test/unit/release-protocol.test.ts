@@ -84,9 +84,6 @@ describe('release protocol: tenant leaves while connecting (aborted connect)', (
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: true }, 'connecting', ['dissolve'])
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: false }, 'connecting', ['release:fresh'])
   })
-  it('an attempt timeout aborts the connect only (the socket goes on)', () => {
-    expectStep(ctx('connecting'), { kind: 'attempt-timeout' }, 'connecting', ['abort-attempt'])
-  })
 })
 
 describe('release protocol: tenant leaves', () => {
@@ -214,7 +211,7 @@ describe('release protocol: the table as a whole', () => {
   const states = Object.keys(TRANSITIONS) as FdState[]
   const events: ReleaseEvent[] = [
     { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' }, { kind: 'drain-data' },
-    { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false }, { kind: 'attempt-timeout' },
+    { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
     ...Array.from({ length: 64 }, (_, i) => left({
       connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
     })),
