@@ -45,14 +45,12 @@ export interface SocketHost {
   tenantLeftDraining(pooled: PooledFd, exit: TenantExit): void
   /** A failed attempt of a multi-address connect: the fd is settled, the socket tries the next address. */
   attemptFailed(pooled: PooledFd): void
-  abortConnect(pooled: PooledFd): void
   plainOpened(socket: net.Socket): void
   plainClosed(socket: net.Socket): void
 }
 
 const TENANT_ENDED: ReleaseEvent = Object.freeze({ kind: 'tenant-ended' })
 const PEER_EOF: ReleaseEvent = Object.freeze({ kind: 'peer-eof' })
-const ATTEMPT_TIMEOUT: ReleaseEvent = Object.freeze({ kind: 'attempt-timeout' })
 const ATTEMPT_FAILED_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', hasFd: true })
 const ATTEMPT_FAILED_NO_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', hasFd: false })
 /** tenant-left events by their six flags: no object per release. */
@@ -97,7 +95,6 @@ export function createSocketHost(r: RecyclerState): SocketHost {
       r.active.delete(pooled)
       releaseStep(r, pooled, pooled.fd >= 0 ? ATTEMPT_FAILED_FD : ATTEMPT_FAILED_NO_FD)
     },
-    abortConnect: (pooled) => releaseStep(r, pooled, ATTEMPT_TIMEOUT),
     // A plain-path socket's fd counts as created and closed in every mode (it is in `active` while
     // open), so that fdsCreated - fdsClosed == idle + active + draining always holds.
     plainOpened: (socket) => {

@@ -2,8 +2,9 @@ import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SocketRecycler } from '@fdrecycle/core'
 import { lineEcho, tcpServer, type Behaviour } from '../../../test/helpers/servers.js'
-import { isLinux, timeWaitCount } from '../../../test/helpers/system.js'
+import { fdOf, isLinux, timeWaitCount } from '../../../test/helpers/system.js'
 import { settle } from './helpers.js'
+import { tcpRttUs } from '../src/ffi/syscalls.js'
 
 /** Echoes what it reads and closes only after the client's FIN (Kafka brokers, many RPC servers). */
 const echoUntilFin: Behaviour = (socket) => {
@@ -108,5 +109,19 @@ describe.runIf(isLinux)("releasePolicy 'adaptive' (the default)", () => {
     const { closeMs } = await loop(3, () => r.createConnection({ host: '127.0.0.1', port: srv.port, finDelayMs: 0 }))
     expect(Math.max(...closeMs)).toBeLessThan(1000)
     expect(r.stats()).toMatchObject({ finSentFirst: 3, peerClosedFirst: 0 })
+  })
+})
+
+describe.runIf(isLinux)('tcpRttUs (TCP_INFO tcpi_rtt, what the adaptive policy bounds its waits with)', () => {
+  it('reads a connected socket\'s smoothed RTT: above 0, far below a second on loopback', async () => {
+    await using srv = await tcpServer(echoUntilFin)
+    const socket = net.createConnection(srv.port, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write('ping')
+    await new Promise((resolve) => socket.once('data', resolve)) // an ACKed segment: one RTT sample
+    const rtt = tcpRttUs(fdOf(socket))
+    socket.destroy()
+    expect(rtt).toBeGreaterThan(0)
+    expect(rtt).toBeLessThan(1_000_000)
   })
 })

@@ -140,16 +140,6 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       pooled.handle.unref()
       return !shedDrains(r, pooled)
     }
-    case 'abort-attempt': {
-      const fd = pooled.fd
-      if (fd < 0) return true
-      try {
-        dissolve(fd)
-      } catch (err) {
-        r.releaseFailed(pooled, err)
-      }
-      return true
-    }
     case 'query-kernel': {
       let state: number
       try {

@@ -59,8 +59,6 @@ export type ReleaseEvent =
   | { readonly kind: 'connect-done'; readonly failed: boolean }
   /** one attempt of a multi-address connect failed: the fd is settled, the socket tries the next */
   | { readonly kind: 'attempt-failed'; readonly hasFd: boolean }
-  /** an attempt exceeded autoSelectFamilyAttemptTimeout: abort its connect (libuv then fails it) */
-  | { readonly kind: 'attempt-timeout' }
 
 export type Counter = 'peerClosedFirst' | 'finSentFirst' | 'drainTimeouts'
 
@@ -77,8 +75,6 @@ export type ReleaseAction =
   | { readonly op: 'drain' }
   /** AF_UNSPEC on a connect in flight, then a DrainSocket catches libuv's connect callback */
   | { readonly op: 'abort-connect-and-drain' }
-  /** AF_UNSPEC on a connect in flight; the socket's destroy() goes on with the next address */
-  | { readonly op: 'abort-attempt' }
   /** ask TCP_INFO, then step again with a `kernel-state` event */
   | { readonly op: 'query-kernel' }
   /** drainTimeoutMs elapsed: publish it and stop the drain */
@@ -230,7 +226,6 @@ const TIMER = {
   drainClose: row('fin-sent', count('drainTimeouts'), Object.freeze({ op: 'drain-timed-out' }) as ReleaseAction, close('drainTimeoutMs elapsed (close)')),
 }
 
-const ABORT_ATTEMPT = memo((s) => row(s, Object.freeze({ op: 'abort-attempt' }) as ReleaseAction))
 
 /** The release protocol: what happens to an fd in `ctx` when `event` occurs. */
 export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
@@ -315,9 +310,6 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
 
     case 'attempt-failed':
       return event.hasFd ? CONNECT.failed : CONNECT.noSocket
-
-    case 'attempt-timeout':
-      return ABORT_ATTEMPT(s)
   }
 }
 

@@ -84,9 +84,6 @@ describe('release protocol: tenant leaves while connecting (aborted connect)', (
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: true }, 'connecting', ['dissolve'])
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: false }, 'connecting', ['release:fresh'])
   })
-  it('an attempt timeout aborts the connect only (the socket goes on)', () => {
-    expectStep(ctx('connecting'), { kind: 'attempt-timeout' }, 'connecting', ['abort-attempt'])
-  })
 })
 
 describe('release protocol: tenant leaves', () => {
@@ -214,7 +211,7 @@ describe('release protocol: the table as a whole', () => {
   const states = Object.keys(TRANSITIONS) as FdState[]
   const events: ReleaseEvent[] = [
     { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' }, { kind: 'drain-data' },
-    { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false }, { kind: 'attempt-timeout' },
+    { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
     ...Array.from({ length: 64 }, (_, i) => left({
       connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
     })),
@@ -237,5 +234,44 @@ describe('release protocol: the table as a whole', () => {
         if (last >= 0) expect(last).toBe(actions.length - 1)
       }
     }
+  })
+})
+
+describe('release protocol and TRANSITIONS agree', () => {
+  it('every allowed move is made by a row of the table or by one of the few moves outside it', () => {
+    const states = Object.keys(TRANSITIONS) as FdState[]
+    const made = new Set<string>([
+      // outside the release table: checkout, libuv's connect callback, validation on borrow,
+      // close(2) from any live state
+      'fresh -> connecting', 'idle -> connecting', 'connecting -> open', 'parked -> idle',
+      ...states.filter((s) => s !== 'closed').map((s) => `${s} -> closed`),
+    ])
+    const events: ReleaseEvent[] = [
+      { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer' }, { kind: 'drain-eof' }, { kind: 'drain-error' },
+      { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
+      { kind: 'attempt-failed', hasFd: true }, { kind: 'attempt-failed', hasFd: false },
+      ...Array.from({ length: 64 }, (_, i) => left({
+        connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
+      })),
+      ...Object.values(TcpState).map(kernel),
+    ]
+    // the states a tenant or a drain can hold an fd in
+    for (const s of ['connecting', 'open', 'peer-closed', 'awaiting-eof', 'fin-sent', 'finished'] as FdState[]) {
+      for (const e of events) {
+        for (const draining of [false, true]) {
+          for (const finDelayZero of [false, true]) {
+            let at = s
+            for (const a of step(ctx(s, { draining, finDelayZero }), e).actions) {
+              const to = a.op === 'move' ? a.to : a.op === 'release' ? a.to : a.op === 'dissolve' ? 'idle' : null
+              if (!to || to === at || !canTransition(at, to)) continue
+              made.add(`${at} -> ${to}`)
+              at = to
+            }
+          }
+        }
+      }
+    }
+    const allowed = (Object.entries(TRANSITIONS) as [FdState, readonly FdState[]][]).flatMap(([from, tos]) => tos.map((to) => `${from} -> ${to}`))
+    expect(allowed.filter((edge) => !made.has(edge)), 'allowed but never made').toEqual([])
   })
 })
