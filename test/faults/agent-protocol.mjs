@@ -27,9 +27,15 @@ export function tcpCounters(pid = 'self') {
 
 const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
 
-/** IPv4 TCP sockets of this namespace (or of process `pid`'s) by state (/proc/<pid>/net/tcp, TIME_WAIT included). */
+/**
+ * IPv4 TCP sockets of this namespace (or of process `pid`'s) by state (/proc/<pid>/net/tcp, TIME_WAIT
+ * included), loopback left out: the labs' traffic crosses the relay, and the recycler's one-time
+ * support probe (a connect / release / reuse round trip on 127.0.0.1) leaves its listener side's
+ * TIME_WAITs there.
+ */
 export function tcpSockets(pid = 'self') {
   const rows = readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1).filter((l) => l.trim() !== '')
+    .filter((l) => !l.trim().split(/\s+/)[1].startsWith('0100007F:'))
   const counts = {}
   const list = []
   for (const row of rows) {

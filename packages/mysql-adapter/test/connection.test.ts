@@ -137,7 +137,7 @@ describe('mysql2 connections over recycled sockets', () => {
     expect(rows).toEqual([{ v: 1 }])
     await connection.end()
     await released(recycler)
-    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 0, recycled: 0, active: 0 })
+    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
     await until(() => fdCount() === baseline, 'the Unix socket fd to close')
   })
 

@@ -137,7 +137,7 @@ describe('postgres.js over recycled sockets', () => {
     expect(made[0]!.recycled).toBe(false)
     await sql.end()
     await released(recycler)
-    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 0, recycled: 0, active: 0 })
+    expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
     await until(() => fdCount() === baseline, 'the Unix socket fd to close')
   })
 

