@@ -57,6 +57,12 @@ function nodeError<E extends Error>(Base: new (message: string) => E, code: stri
 }
 
 /**
+ * net.Socket as this module found it: code that routes `net.Socket` through a recycler (a preload,
+ * an instrumentation) must not send the throwaway socket below back here.
+ */
+const NetSocket = net.Socket
+
+/**
  * The error net.Socket#connect throws for these options, made by net itself on a throwaway socket
  * (so the code and message are those of the running Node version), or null if net accepts them.
  * Only called once a check below has failed: never on the way to a connection. The probe gets no
@@ -64,7 +70,7 @@ function nodeError<E extends Error>(Base: new (message: string) => E, code: stri
  * is destroyed before the tick on which net would connect it.
  */
 export function netConnectError(options: Record<string, unknown>): Error | null {
-  const probe = new net.Socket()
+  const probe = new NetSocket()
   const lookup = typeof options.lookup === 'function' ? () => {} : options.lookup
   try {
     probe.connect({ ...options, lookup, signal: undefined } as net.NetConnectOpts)
