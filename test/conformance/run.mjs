@@ -14,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { EXCLUSIONS } from './exclusions.mjs'
+import { EXCLUSIONS, KNOWN_DIFFERENCES } from './exclusions.mjs'
 import { nodeTests } from './fetch-node-tests.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -191,7 +191,7 @@ async function main() {
     .filter((n) => filters.length === 0 || filters.some((f) => n.includes(f)))
     .sort()
   if (tests.length === 0) throw new Error(`no test matches ${filters.join(' ')}`)
-  for (const name of EXCLUSIONS.keys()) {
+  for (const name of [...EXCLUSIONS.keys(), ...KNOWN_DIFFERENCES.keys()]) {
     if (!existsSync(join(root, 'test', 'parallel', name))) throw new Error(`exclusions.mjs names ${name}, which the Node v${version} tests do not have`)
   }
   mkdirSync(join(cacheDir, 'stats'), { recursive: true })
@@ -245,6 +245,10 @@ async function main() {
   const plainSkipped = []
   const excluded = []
   const differences = []
+  const known = []
+  const knownNowPassing = []
+  const major = Number(process.versions.node.split('.')[0])
+  const isKnown = (name) => KNOWN_DIFFERENCES.get(name)?.majors.includes(major) === true
   const passedBoth = []
   const flaky = []
   let connections = 0
@@ -273,8 +277,9 @@ async function main() {
       if (!r.passed) ok = false
     }
     // One line per test and failure: cold and warm usually fail the same way.
-    for (const [failure, modes] of failures) differences.push(`${name} [${modes.join(', ')}]: ${failure}`)
+    for (const [failure, modes] of failures) (isKnown(name) ? known : differences).push(`${name} [${modes.join(', ')}]: ${failure}`)
     if (ok) passedBoth.push(name)
+    if (ok && isKnown(name)) knownNowPassing.push(`${name}: passes recycled now; remove it from KNOWN_DIFFERENCES (${KNOWN_DIFFERENCES.get(name).reason})`)
   }
   const fullyExcluded = tests.filter((n) => excludedModes(n).length === 2 && results.get(n).plain?.passed).length
   const eligible = tests.length - plainFailed.length - plainSkipped.length - fullyExcluded
@@ -293,18 +298,20 @@ async function main() {
   section('Excluded (exclusions.mjs)', excluded)
   section('Flaky recycled: failed once, passed on retry', flaky)
   section('Not run: the run exceeded FDRECYCLE_CONFORMANCE_BUDGET_MS', overBudget > 0 ? notRun : [])
+  section('Known differences (exclusions.mjs KNOWN_DIFFERENCES), not counted', known)
+  section('KNOWN DIFFERENCES THAT NOW PASS', knownNowPassing)
   section('DIFFERENCES: pass plain, fail recycled (logs in .cache/conformance/logs)', differences)
   process.stdout.write(
     `\nNode ${process.version}, tests of Node v${version}: ${passedBoth.length} of ${eligible} tests that pass plain also pass recycled ` +
-      `with a cold and a warm pool; ${failedTests} fail recycled; ${plainFailed.length + plainSkipped.length} skipped plain, ` +
+      `with a cold and a warm pool; ${failedTests} fail recycled; ${known.length} known differences; ${plainFailed.length + plainSkipped.length} skipped plain, ` +
       `${excluded.length} excluded (in some or all modes); ${connections} recycled connections, ${reused} on reused fds; ${seconds} s\n`,
   )
   writeFileSync(
     join(cacheDir, `report-node${process.versions.node.split('.')[0]}.json`),
-    JSON.stringify({ node: process.version, tests: version, seconds: Number(seconds), passedBoth, differences, flaky, plainFailed, plainSkipped, excluded, notRun: overBudget > 0 ? notRun : [] }, null, 2),
+    JSON.stringify({ node: process.version, tests: version, seconds: Number(seconds), passedBoth, differences, known, knownNowPassing, flaky, plainFailed, plainSkipped, excluded, notRun: overBudget > 0 ? notRun : [] }, null, 2),
   )
 
-  let failed = differences.length > 0 || (overBudget > 0 && notRun.length > 0)
+  let failed = differences.length > 0 || knownNowPassing.length > 0 || (overBudget > 0 && notRun.length > 0)
   // Most of these tests pass on every Node major; if most fail plain, the harness is broken
   // (test/common against this Node, the environment), and a comparison would prove nothing.
   if (filters.length === 0 && plainFailed.length > tests.length / 4) {
