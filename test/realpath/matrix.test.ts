@@ -58,7 +58,9 @@ const ALL_ROWS: Row[] = [
   // close_notify unread: its kernel answers with an RST instead of a FIN.
   { client: 'pg', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'all', serverResets: true },
   { client: 'postgres.js', tls: false, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'none', serverResets: false },
-  { client: 'postgres.js', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'none', serverResets: false },
+  // postgres.js likewise calls tls.connect({ socket }) on the connected socket: as for pg, the FIN
+  // comes from libuv and PostgreSQL resets.
+  { client: 'postgres.js', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'all', serverResets: true },
   { client: 'ioredis', tls: false, port: PORTS.redis, close: 'QUIT', recycledFinFirst: 'none', serverResets: false },
   // Plain ioredis ends first over TLS (close_notify + FIN); the recycled connector sends QUIT and
   // no close_notify after it (one would cross Redis's close and draw RSTs).
@@ -70,7 +72,9 @@ const ALL_ROWS: Row[] = [
   // undici destroys the TLS socket at the server's EOF: no close_notify, no RST.
   { client: 'undici', tls: true, port: PORTS.https, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
   { client: 'mysql2', tls: false, port: PORTS.mysql, close: 'COM_QUIT', recycledFinFirst: 'none', serverResets: false },
-  { client: 'mysql2', tls: true, port: PORTS.mysql, close: 'COM_QUIT', recycledFinFirst: 'none', serverResets: false },
+  // As with nginx: MariaDB closes first on COM_QUIT, and what the client's TLS socket sends after
+  // that (close_notify, then its FIN) reaches a closed socket and draws RSTs, plain and recycled.
+  { client: 'mysql2', tls: true, port: PORTS.mysql, close: 'COM_QUIT', recycledFinFirst: 'none', serverResets: true },
 ]
 /** FDRECYCLE_MATRIX_ONLY=pg,undici runs those clients only (for a closer look at one). */
 const only = process.env.FDRECYCLE_MATRIX_ONLY?.split(',')
