@@ -1,19 +1,23 @@
 // The client side of the real-path matrix, run inside the client namespace:
 // `ip netns exec A node matrix-client.mjs`. It drives the real clients (pg, ioredis, node:http and
-// node:https, undici) as an application would, plain or through the *built* adapters (their dist,
+// node:https, undici, postgres.js, mysql2) as an application would, plain or through the *built* adapters (their dist,
 // as users import them), and reports what each run did.
 //
-// Adding a client (mysql2, postgres.js): one entry in CLIENTS, `session(target, ctx)` runs one
-// connection from open to close, with `ctx.recycler` set in recycled mode (null in plain mode).
+// Adding a client: one entry in CLIENTS, `session(target, ctx)` runs one connection from open to
+// close, with `ctx.recycler` set in recycled mode (null in plain mode).
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
 import { SocketRecycler } from '@fdrecycle/core'
 import { RecycledAgent, RecycledHttpsAgent, undiciConnector } from '@fdrecycle/http-adapter'
+import { mysqlStream } from '@fdrecycle/mysql-adapter'
 import { pgStream } from '@fdrecycle/pg-adapter'
+import { postgresSocket } from '@fdrecycle/postgresjs-adapter'
 import { recycledConnector } from '@fdrecycle/redis-adapter'
 import Redis from 'ioredis'
+import mysql from 'mysql2/promise'
 import pg from 'pg'
+import postgres from 'postgres'
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici'
 import { serve } from '../faults/agent-protocol.mjs'
 
@@ -80,6 +84,46 @@ const CLIENTS = {
       // An application's usual goodbye; the recycled connector sends QUIT first (Redis closes first)
       redis.disconnect()
       await ended
+    },
+  },
+  'postgres.js': {
+    async session(target, ctx) {
+      const sql = postgres({
+        host: target.host,
+        port: target.port,
+        user: 'postgres',
+        database: 'postgres',
+        max: 1,
+        ssl: target.tls ? { ca: target.ca } : false,
+        ...(ctx.recycler ? { socket: postgresSocket(ctx.recycler) } : {}),
+      })
+      try {
+        const rows = await sql`SELECT 1 AS one`
+        if (rows[0]?.one !== 1) throw new Error(`unexpected rows ${JSON.stringify(rows)}`)
+      } finally {
+        // Terminate, then PostgreSQL closes first
+        await sql.end()
+      }
+    },
+  },
+  mysql2: {
+    async session(target, ctx) {
+      const connection = await mysql.createConnection({
+        host: target.host,
+        port: target.port,
+        user: target.mysql.user,
+        password: target.mysql.password,
+        database: target.mysql.database,
+        ...(target.tls ? { ssl: { ca: target.ca } } : {}),
+        ...(ctx.recycler ? { stream: mysqlStream(ctx.recycler) } : {}),
+      })
+      try {
+        const [rows] = await connection.query('SELECT 1 AS one')
+        if (rows[0]?.one !== 1) throw new Error(`unexpected rows ${JSON.stringify(rows)}`)
+      } finally {
+        // COM_QUIT, then the server closes first
+        await connection.end()
+      }
     },
   },
   'node:http': {

@@ -1,11 +1,11 @@
-// Issue #15: every adapter on a real path, TLS included. PostgreSQL, Redis and nginx from Debian's
-// packages run inside the server namespace of a fault lab (two namespaces joined by the TUN relay,
+// Issue #15: every adapter on a real path, TLS included. PostgreSQL, Redis, nginx and MariaDB from
+// Debian's packages run inside the server namespace of a fault lab (two namespaces joined by the TUN relay,
 // 2 ms each way), the real clients inside the client namespace (matrix-client.mjs), plain and
 // through the adapters. Per cell: errors, fds reused, client and server TIME_WAIT, who sent the
 // first FIN of each connection and the RSTs on the wire each way (the relay's log), checked against
 // the server namespace's `Tcp: OutRsts`. The table is printed and written as markdown
 // (FDRECYCLE_MATRIX_MD, or a file in the temp dir); the root README's "On a real path" holds a run.
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,6 +17,7 @@ import { cleanupFaultLabs, FaultLab, faultLabSupport, SERVER_ADDRESS } from '../
 import type { RelayEvent } from '../faults/tun-relay.js'
 import { ensureBuilt } from '../helpers/built.js'
 import { nodeArgs, startNode, stopNode, type RedisNode } from '../helpers/redis.js'
+import { initMariaDb, mariaDbPid, startMariaDb, stopMariaDb } from '../setup/mariadb.js'
 import { asPostgres, chownTree, findBinDir, initCluster, isRoot, makeCertificate, postgresIds, stopServer } from '../setup/postgres.js'
 import { runDir } from '../setup/run-dirs.js'
 
@@ -32,10 +33,10 @@ const COUNT = Number(process.env.FDRECYCLE_MATRIX_COUNT ?? 60)
 const CONCURRENCY = 4
 
 /** Ports inside the server namespace: nothing else listens there. */
-const PORTS = { pg: 5432, redis: 6379, rediss: 6380, http: 8080, https: 8443 } as const
+const PORTS = { pg: 5432, redis: 6379, rediss: 6380, http: 8080, https: 8443, mysql: 3306 } as const
 
 interface Row {
-  client: 'pg' | 'ioredis' | 'node:http' | 'node:https' | 'undici'
+  client: 'pg' | 'postgres.js' | 'ioredis' | 'node:http' | 'node:https' | 'undici' | 'mysql2'
   tls: boolean
   port: number
   /** how the server comes to close first */
@@ -56,6 +57,10 @@ const ALL_ROWS: Row[] = [
   // TLS's end() is libuv's shutdown (our FIN at once). PostgreSQL exits with the client's
   // close_notify unread: its kernel answers with an RST instead of a FIN.
   { client: 'pg', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'all', serverResets: true },
+  { client: 'postgres.js', tls: false, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'none', serverResets: false },
+  // postgres.js likewise calls tls.connect({ socket }) on the connected socket: as for pg, the FIN
+  // comes from libuv and PostgreSQL resets.
+  { client: 'postgres.js', tls: true, port: PORTS.pg, close: 'Terminate', recycledFinFirst: 'all', serverResets: true },
   { client: 'ioredis', tls: false, port: PORTS.redis, close: 'QUIT', recycledFinFirst: 'none', serverResets: false },
   // Plain ioredis ends first over TLS (close_notify + FIN); the recycled connector sends QUIT and
   // no close_notify after it (one would cross Redis's close and draw RSTs).
@@ -66,6 +71,10 @@ const ALL_ROWS: Row[] = [
   { client: 'undici', tls: false, port: PORTS.http, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
   // undici destroys the TLS socket at the server's EOF: no close_notify, no RST.
   { client: 'undici', tls: true, port: PORTS.https, close: 'Connection: close', recycledFinFirst: 'none', serverResets: false },
+  { client: 'mysql2', tls: false, port: PORTS.mysql, close: 'COM_QUIT', recycledFinFirst: 'none', serverResets: false },
+  // As with nginx: MariaDB closes first on COM_QUIT, and what the client's TLS socket sends after
+  // that (close_notify, then its FIN) reaches a closed socket and draws RSTs, plain and recycled.
+  { client: 'mysql2', tls: true, port: PORTS.mysql, close: 'COM_QUIT', recycledFinFirst: 'none', serverResets: true },
 ]
 /** FDRECYCLE_MATRIX_ONLY=pg,undici runs those clients only (for a closer look at one). */
 const only = process.env.FDRECYCLE_MATRIX_ONLY?.split(',')
@@ -162,12 +171,14 @@ interface Bench {
   serverPid: number
   clientPid: number
   ca: string
+  /** MariaDB's test user and database */
+  mysql: { user: string; password: string; database: string }
   stop: () => Promise<void>
 }
 
 async function startBench(): Promise<Bench> {
-  ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'openssl'])
-  for (const pkg of ['core', 'pg-adapter', 'redis-adapter', 'http-adapter']) ensureBuilt(pkg)
+  ensureDebianPackages(['postgresql', 'redis-server', 'redis-tools', 'nginx', 'mariadb-server', 'mariadb-client', 'openssl'])
+  for (const pkg of ['core', 'pg-adapter', 'postgresjs-adapter', 'redis-adapter', 'http-adapter', 'mysql-adapter']) ensureBuilt(pkg)
   const { bin } = findBinDir()
   const cleanups: (() => void | Promise<void>)[] = []
   const syncCleanups: (() => void)[] = []
@@ -193,6 +204,12 @@ async function startBench(): Promise<Bench> {
     const dir = runDir('fdrecycle-realpath-', (stale) => {
       stopServer(bin, join(stale, 'pg'))
       stopNode(nodeArgs(PORTS.redis, join(stale, 'redis')), 'SIGKILL')
+      const mariadb = mariaDbPid(join(stale, 'mariadb'))
+      if (mariadb !== null) {
+        try {
+          process.kill(mariadb, 'SIGKILL')
+        } catch {}
+      }
     }, (message) => console.warn(`[realpath matrix] ${message}`))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -246,7 +263,26 @@ async function startBench(): Promise<Bench> {
     cleanups.push(() => nginx.stop())
     syncCleanups.push(() => process.kill(nginx.pid, 'SIGKILL'))
 
-    return { lab, client, serverPid: lab.server.pid!, clientPid: ready.pid as number, ca, stop }
+    // MariaDB: one server for plain and TLS clients (require_secure_transport off). It runs as
+    // `mysql` in a dir of its own, with its own copy of the key; the run dir (PostgreSQL's) lets it pass.
+    const mariaDir = join(dir, 'mariadb')
+    mkdirSync(mariaDir)
+    copyFileSync(cert, join(mariaDir, 'server.crt'))
+    copyFileSync(key, join(mariaDir, 'server.key'))
+    chmodSync(dir, 0o711)
+    initMariaDb(mariaDir)
+    let mariaPid: number | null = null
+    cleanups.push(() => stopMariaDb(mariaPid ?? mariaDbPid(mariaDir)))
+    syncCleanups.push(() => {
+      const pid = mariaPid ?? mariaDbPid(mariaDir)
+      if (pid !== null) process.kill(pid, 'SIGKILL')
+    })
+    const mariadb = await startMariaDb({
+      dir: mariaDir, port: PORTS.mysql, bindAddress: SERVER_ADDRESS, cert: join(mariaDir, 'server.crt'), key: join(mariaDir, 'server.key'), exec,
+    })
+    mariaPid = mariadb.pid
+
+    return { lab, client, serverPid: lab.server.pid!, clientPid: ready.pid as number, ca, mysql: { user: mariadb.user, password: mariadb.password, database: mariadb.database }, stop }
   } catch (err) {
     await stop()
     throw err
@@ -264,7 +300,7 @@ async function runCell(bench: Bench, row: Row, recycled: boolean): Promise<Cell>
   const run = await bench.client.call<RunResult>('run', {
     client: row.client,
     recycled,
-    target: { host: SERVER_ADDRESS, port, tls: row.tls, ca: bench.ca },
+    target: { host: SERVER_ADDRESS, port, tls: row.tls, ca: bench.ca, mysql: bench.mysql },
     count: COUNT,
     concurrency: CONCURRENCY,
   }, 150_000)

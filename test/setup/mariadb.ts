@@ -63,7 +63,8 @@ function chownTree(path: string, uid: number, gid: number): void {
   }
 }
 
-function serverPid(dir: string): number | null {
+/** The pid in a server dir's pid file (a run killed before its teardown is stopped by it). */
+export function mariaDbPid(dir: string): number | null {
   try {
     const pid = Number(readFileSync(join(dir, 'mariadb.pid'), 'utf8').trim())
     return Number.isInteger(pid) && pid > 0 ? pid : null
@@ -73,7 +74,7 @@ function serverPid(dir: string): number | null {
 }
 
 /** SIGTERM (mariadbd shuts down cleanly on it), SIGKILL if it outlives 30 s. */
-async function stopServer(pid: number | null): Promise<void> {
+export async function stopMariaDb(pid: number | null): Promise<void> {
   if (pid === null || !pidAlive(pid)) return
   try {
     process.kill(pid, 'SIGTERM')
@@ -93,11 +94,100 @@ function sql(socketPath: string, statements: string): string {
   return run('mariadb', ['--no-defaults', '-S', socketPath, '-u', 'root', '-N', '-B', '-e', statements], 'mariadb client').stdout.trim()
 }
 
+// mariadbd will not run as root without --user: as root it runs as Debian's `mysql` user.
+const asUser = (): string[] => (isRoot ? ['--user=mysql'] : [])
+
+/**
+ * A throwaway datadir in `dir` (`dir/data`); as root, `dir` and what it holds (the certificate)
+ * then belong to `mysql`.
+ */
+export function initMariaDb(dir: string): void {
+  const data = join(dir, 'data')
+  mkdirSync(data)
+  if (isRoot) {
+    const uid = Number(run('id', ['-u', 'mysql'], 'id -u mysql').stdout.trim())
+    const gid = Number(run('id', ['-g', 'mysql'], 'id -g mysql').stdout.trim())
+    chownTree(dir, uid, gid)
+  }
+  run('mariadb-install-db', [
+    '--no-defaults', `--datadir=${data}`, ...asUser(), '--auth-root-authentication-method=socket', '--skip-test-db',
+    '--skip-name-resolve', '--innodb-buffer-pool-size=16M',
+  ], 'mariadb-install-db')
+}
+
+export interface MariaDbStart {
+  /** the dir `initMariaDb` prepared: datadir, Unix socket, pid file, error log */
+  dir: string
+  port: number
+  /** mariadbd's --bind-address (a comma-separated list) */
+  bindAddress: string
+  /** PEM files of the server's TLS certificate and key, readable by the server's user */
+  cert: string
+  key: string
+  /** a command prefix (`ip netns exec NS`): the server then lives in that network namespace */
+  exec?: string[]
+}
+
+export interface MariaDbStarted {
+  pid: number
+  socketPath: string
+  user: string
+  password: string
+  other: { user: string; password: string }
+  database: string
+  version: string
+}
+
+/**
+ * Starts mariadbd on a datadir from `initMariaDb` and creates the test users and database. Throws
+ * (with the end of the server's log) if it exits or is not ready within 120 s; it is then stopped.
+ */
+export async function startMariaDb({ dir, port, bindAddress, cert, key, exec = [] }: MariaDbStart): Promise<MariaDbStarted> {
+  const socketPath = join(dir, 'mariadb.sock')
+  const logFile = join(dir, 'error.log')
+  const args = [
+    'mariadbd', '--no-defaults', `--datadir=${join(dir, 'data')}`, ...asUser(), `--port=${port}`, `--socket=${socketPath}`,
+    `--bind-address=${bindAddress}`, `--pid-file=${join(dir, 'mariadb.pid')}`,
+    `--log-error=${logFile}`, '--skip-name-resolve', '--skip-log-bin', '--innodb-buffer-pool-size=16M',
+    '--innodb-log-file-size=8M', '--max-connections=200', '--performance-schema=off',
+    `--ssl-cert=${cert}`, `--ssl-key=${key}`,
+  ]
+  const full = [...exec, ...args]
+  const child = spawn(full[0]!, full.slice(1), { stdio: 'ignore', detached: true })
+  child.unref()
+  let code: number | null | undefined
+  child.once('exit', (c) => (code = c))
+  const deadline = Date.now() + 120_000
+  // A bounded poll: the server says nothing when it is ready but answers on its socket (a Unix
+  // socket by path: reachable from any network namespace).
+  while (code === undefined && Date.now() < deadline) {
+    if (existsSync(socketPath) && spawnSync('mariadb-admin', ['--no-defaults', '-S', socketPath, '-u', 'root', 'ping'], { stdio: 'ignore' }).status === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (code !== undefined || Date.now() >= deadline) {
+    await stopMariaDb(mariaDbPid(dir) ?? child.pid ?? null)
+    throw new Error(`mariadbd did not start on port ${port}:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''}`)
+  }
+  // `ip netns exec` execs the server: the child's pid is the server's either way
+  const pid = child.pid ?? mariaDbPid(dir)!
+  const password = `pw-${Math.random().toString(36).slice(2)}`
+  const otherPassword = `pw-${Math.random().toString(36).slice(2)}`
+  sql(socketPath, [
+    'CREATE DATABASE fdrecycle;',
+    `CREATE USER 'fdrecycle'@'%' IDENTIFIED BY '${password}';`,
+    "GRANT ALL ON *.* TO 'fdrecycle'@'%';",
+    `CREATE USER 'fdrecycle_other'@'%' IDENTIFIED BY '${otherPassword}';`,
+    "GRANT ALL ON fdrecycle.* TO 'fdrecycle_other'@'%';",
+  ].join(' '))
+  const version = sql(socketPath, 'SELECT VERSION()')
+  return { pid, socketPath, user: 'fdrecycle', password, other: { user: 'fdrecycle_other', password: otherPassword }, database: 'fdrecycle', version }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now()
   ensureDebianPackages(['mariadb-server', 'mariadb-client', 'openssl'])
   const dir = runDir(PREFIX, (stale) => {
-    const pid = serverPid(stale)
+    const pid = mariaDbPid(stale)
     if (pid !== null && pidAlive(pid)) {
       try {
         process.kill(pid, 'SIGKILL')
@@ -109,12 +199,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const teardown = async (): Promise<void> => {
     if (stopped) return
     stopped = true
-    await stopServer(pid ?? serverPid(dir))
+    await stopMariaDb(pid ?? mariaDbPid(dir))
     rmSync(dir, { recursive: true, force: true })
   }
   // If the process exits without running teardown (a crash, a forced exit), kill it still.
   const onExit = (): void => {
-    const p = pid ?? serverPid(dir)
+    const p = pid ?? mariaDbPid(dir)
     if (!stopped && p !== null && pidAlive(p)) {
       try {
         process.kill(p, 'SIGKILL')
@@ -124,67 +214,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.once('exit', onExit)
 
   try {
-    const data = join(dir, 'data')
-    const socketPath = join(dir, 'mariadb.sock')
     const cert = selfSignedCert()
     writeFileSync(join(dir, 'server.crt'), cert.cert)
     writeFileSync(join(dir, 'server.key'), cert.key, { mode: 0o600 })
-    mkdirSync(data)
-    // mariadbd will not run as root without --user: as root it runs as Debian's `mysql` user.
-    const user = isRoot ? ['--user=mysql'] : []
-    if (isRoot) {
-      const uid = Number(run('id', ['-u', 'mysql'], 'id -u mysql').stdout.trim())
-      const gid = Number(run('id', ['-g', 'mysql'], 'id -g mysql').stdout.trim())
-      chownTree(dir, uid, gid)
-    }
-    run('mariadb-install-db', [
-      '--no-defaults', `--datadir=${data}`, ...user, '--auth-root-authentication-method=socket', '--skip-test-db',
-      '--skip-name-resolve', '--innodb-buffer-pool-size=16M',
-    ], 'mariadb-install-db')
+    initMariaDb(dir)
 
     const ipv6 = await hasIpv6Loopback()
     let lastError: unknown
     for (let attempt = 0; attempt < 3 && pid === null; attempt++) {
       const port = await freePort(ipv6)
-      const logFile = join(dir, 'error.log')
-      const child = spawn('mariadbd', [
-        '--no-defaults', `--datadir=${data}`, ...user, `--port=${port}`, `--socket=${socketPath}`,
-        `--bind-address=${ipv6 ? '127.0.0.1,::1' : '127.0.0.1'}`, `--pid-file=${join(dir, 'mariadb.pid')}`,
-        `--log-error=${logFile}`, '--skip-name-resolve', '--skip-log-bin', '--innodb-buffer-pool-size=16M',
-        '--innodb-log-file-size=8M', '--max-connections=200', '--performance-schema=off',
-        `--ssl-cert=${join(dir, 'server.crt')}`, `--ssl-key=${join(dir, 'server.key')}`,
-      ], { stdio: 'ignore', detached: true })
-      child.unref()
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-      let code: number | null | undefined
-      void exited.then((c) => (code = c))
-      const deadline = Date.now() + 120_000
-      // A bounded poll: the server says nothing when it is ready but answers on its socket.
-      while (code === undefined && Date.now() < deadline) {
-        if (existsSync(socketPath) && spawnSync('mariadb-admin', ['--no-defaults', '-S', socketPath, '-u', 'root', 'ping'], { stdio: 'ignore' }).status === 0) break
-        await new Promise((resolve) => setTimeout(resolve, 100))
+      try {
+        const server = await startMariaDb({
+          dir, port, bindAddress: ipv6 ? '127.0.0.1,::1' : '127.0.0.1', cert: join(dir, 'server.crt'), key: join(dir, 'server.key'),
+        })
+        pid = server.pid
+        project.provide('mariadb', { ...server, port, ipv6, ca: cert.cert.toString('utf8') })
+        log(`MariaDB ${server.version} on ${port}${ipv6 ? ' (127.0.0.1 and ::1)' : ' (127.0.0.1 only: no IPv6 loopback)'}, ready in ${Date.now() - started} ms`)
+      } catch (err) {
+        lastError = err
       }
-      if (code !== undefined || Date.now() >= deadline) {
-        if (child.pid !== undefined) await stopServer(child.pid)
-        lastError = new Error(`mariadbd did not start on port ${port}:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''}`)
-        continue
-      }
-      pid = child.pid ?? serverPid(dir)
-      const password = `pw-${Math.random().toString(36).slice(2)}`
-      const otherPassword = `pw-${Math.random().toString(36).slice(2)}`
-      sql(socketPath, [
-        'CREATE DATABASE fdrecycle;',
-        `CREATE USER 'fdrecycle'@'%' IDENTIFIED BY '${password}';`,
-        "GRANT ALL ON *.* TO 'fdrecycle'@'%';",
-        `CREATE USER 'fdrecycle_other'@'%' IDENTIFIED BY '${otherPassword}';`,
-        "GRANT ALL ON fdrecycle.* TO 'fdrecycle_other'@'%';",
-      ].join(' '))
-      const version = sql(socketPath, 'SELECT VERSION()')
-      project.provide('mariadb', {
-        port, socketPath, ipv6, pid: pid!, user: 'fdrecycle', password, other: { user: 'fdrecycle_other', password: otherPassword },
-        database: 'fdrecycle', ca: cert.cert.toString('utf8'), version,
-      })
-      log(`MariaDB ${version} on ${port}${ipv6 ? ' (127.0.0.1 and ::1)' : ' (127.0.0.1 only: no IPv6 loopback)'}, ready in ${Date.now() - started} ms`)
     }
     if (pid === null) throw lastError
   } catch (err) {
