@@ -7,7 +7,7 @@ import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
 import {
-  adoptHandle, attemptedAddresses, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
+  adoptHandle, attemptedAddresses, netGetsockname, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
   resetReading, setSocketHost, socketHandle, startReadingFlagged, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
 } from './internals/node.js'
 import { Dirty, type PooledFd } from './pooled-fd.js'
@@ -452,7 +452,7 @@ export class RecycledSocket extends net.Socket {
    */
   _getsockname(): object {
     if (!this.#plain && this.connecting && !this.#pooled?.connectPending) return {}
-    return (net.Socket.prototype as unknown as { _getsockname(this: net.Socket): object })._getsockname.call(this)
+    return netGetsockname(this)
   }
 
   override setNoDelay(noDelay?: boolean): this {

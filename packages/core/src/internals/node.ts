@@ -292,3 +292,10 @@ export function overrideByteCounters(proto: object, read: (this: net.Socket) => 
   Object.defineProperty(proto, 'bytesRead', { configurable: true, enumerable: true, get: read })
   Object.defineProperty(proto, '_bytesDispatched', { configurable: true, enumerable: true, get: written })
 }
+
+const netGetsocknameMethod = (net.Socket.prototype as unknown as { _getsockname(this: net.Socket): object })._getsockname
+
+/** net.Socket.prototype._getsockname (what localAddress, localPort and address() read), for a subclass that answers first. */
+export function netGetsockname(socket: net.Socket): object {
+  return netGetsocknameMethod.call(socket)
+}
