@@ -63,7 +63,16 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
 
   it('undici: 1000 requests to nginx, a handful of fds, no client TIME_WAIT, bodies intact', async () => {
     recycler = new SocketRecycler()
-    const dispatcher = new Agent({ connect: undiciConnector(recycler), connections: 16 })
+    // This test's own client ports: an earlier server on this port number (a port-0 pick) can have
+    // left TIME_WAIT entries towards it that are still listed for 60 s.
+    const connector = undiciConnector(recycler)
+    const clientPorts = new Set<number | undefined>()
+    const connect: typeof connector = (opts, callback) =>
+      connector(opts, (err, socket) => {
+        if (socket) clientPorts.add((socket as unknown as { localPort?: number }).localPort)
+        callback(err as Error, socket as never)
+      })
+    const dispatcher = new Agent({ connect, connections: 16 })
     const port = nginx.ports.undici
     try {
       await runConcurrently(1000, 16, async (n) => {
@@ -83,7 +92,8 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
     if (recyclingSupported) {
       expect(stats.fdsCreated).toBeLessThanOrEqual(64)
       expect(stats).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0 })
-      expect(timeWaitCount(port, 'client')).toBe(0)
+      expect(clientPorts.size).toBeGreaterThan(0)
+      expect(timeWaitCount(port, 'client', clientPorts)).toBe(0)
     } else {
       expect(stats).toMatchObject(passthroughStats(1000))
     }
