@@ -84,6 +84,29 @@ function shedDrains(r: RecyclerState, newest: PooledFd): boolean {
 }
 
 /**
+ * maxDraining also bounds the fds whose tenant has ended and whose FIN we withhold (they wait for a
+ * peer that may close only after our FIN; a client that end()s without waiting for 'close' would
+ * otherwise hold one fd per goodbye for finDelayMs where net holds it for a round trip). Counted
+ * with the drains: past the cap, the oldest withheld FINs go now, as net's end() sends them. Such
+ * a connection says nothing about its peer: the release policy does not learn from it.
+ */
+function shedFinDelays(r: RecyclerState): void {
+  let over = r.withholding.size + r.draining.size - r.maxDraining
+  if (over <= 0) return
+  for (const oldest of r.withholding) {
+    r.withholding.delete(oldest)
+    over--
+    if (oldest.state === 'awaiting-eof' && oldest.timer !== null && !r.draining.has(oldest)) {
+      oldest.clearTimer()
+      oldest.adaptive = false
+      r.counters.finDelaysShed++
+      releaseStep(r, oldest, peerFinIn(oldest) ? TIMER_PEER_FIN_IN : TIMER)
+    }
+    if (over <= 0) return
+  }
+}
+
+/**
  * Steps the fd through `event` and carries out the actions in order. `detail` is appended to the
  * reason of a dissolve (a drain's error message).
  */
@@ -104,6 +127,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       return true
     case 'clear-timer':
       pooled.clearTimer()
+      r.withholding.delete(pooled)
       return true
     case 'fin':
       try {
@@ -118,8 +142,13 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       return true
     case 'start-timer':
       startTimer(r, pooled, a.timer === 'drain' ? r.options.drainTimeoutMs : pooled.finDelayMs)
+      if (a.timer === 'finDelay' && !r.draining.has(pooled) && r.maxDraining > 0) {
+        r.withholding.add(pooled)
+        shedFinDelays(r)
+      }
       return true
     case 'drain':
+      r.withholding.delete(pooled)
       r.draining.set(pooled, startDrain(pooled, false, r.onDrainReport))
       pooled.handle.unref()
       return !shedDrains(r, pooled)
@@ -175,6 +204,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
 /** setTimeout callback (RecyclerState#onTimer). */
 export function timerFired(r: RecyclerState, pooled: PooledFd): void {
   pooled.timer = null
+  r.withholding.delete(pooled)
   releaseStep(r, pooled, pooled.state === 'awaiting-eof' && peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
   // close() does not wait for a drain whose FIN is out
   r.settled()
@@ -239,6 +269,7 @@ function dissolveAndRelease(r: RecyclerState, pooled: PooledFd, reason: string, 
 /** The last step of every successful release: limits checked, back to the pool. */
 function releaseToPool(r: RecyclerState, pooled: PooledFd, to: 'idle' | 'parked' | 'fresh', reason: string): void {
   pooled.clearTimer()
+  r.withholding.delete(pooled)
   r.active.delete(pooled)
   r.draining.delete(pooled)
   if (r.closed) return closePooled(r, pooled, 'recycler closed')
