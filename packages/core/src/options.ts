@@ -85,8 +85,8 @@ export interface RecyclerOptions {
    * oldest drain is closed the way a plain socket's destroy() would (close(2): FIN, or RST with
    * unread data), counted in `stats().drainsShed`, so that drains never cause an EMFILE.
    * The cap also counts sockets still in use whose FIN is withheld after `end()` (waiting for the
-   * peer to close first): past it the oldest withheld FIN goes at once, as `net`'s `end()` sends
-   * it, counted in `stats().finDelaysShed`.
+   * peer to close first): a goodbye past it sends its FIN at once, as `net`'s `end()` does,
+   * counted in `stats().finDelaysShed`.
    * `'auto'`: a quarter of the soft RLIMIT_NOFILE read at construction (at least 16).
    * @default 'auto'
    */

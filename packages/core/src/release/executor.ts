@@ -87,23 +87,17 @@ function shedDrains(r: RecyclerState, newest: PooledFd): boolean {
  * maxDraining also bounds the fds whose tenant has ended and whose FIN we withhold (they wait for a
  * peer that may close only after our FIN; a client that end()s without waiting for 'close' would
  * otherwise hold one fd per goodbye for finDelayMs where net holds it for a round trip). Counted
- * with the drains: past the cap, the oldest withheld FINs go now, as net's end() sends them. Such
- * a connection says nothing about its peer: the release policy does not learn from it.
+ * with the drains: a goodbye past the cap sends its FIN at once, as net's end() does, and says
+ * nothing about its peer (the release policy does not learn from it). The FINs already withheld
+ * keep their wait, so the destination's probes finish and the policy learns.
  */
-function shedFinDelays(r: RecyclerState): void {
-  let over = r.withholding.size + r.draining.size - r.maxDraining
-  if (over <= 0) return
-  for (const oldest of r.withholding) {
-    r.withholding.delete(oldest)
-    over--
-    if (oldest.state === 'awaiting-eof' && oldest.timer !== null && !r.draining.has(oldest)) {
-      oldest.clearTimer()
-      oldest.adaptive = false
-      r.counters.finDelaysShed++
-      releaseStep(r, oldest, peerFinIn(oldest) ? TIMER_PEER_FIN_IN : TIMER)
-    }
-    if (over <= 0) return
-  }
+function shedFinDelay(r: RecyclerState, pooled: PooledFd): void {
+  if (r.withholding.size + r.draining.size <= r.maxDraining) return
+  r.withholding.delete(pooled)
+  pooled.clearTimer()
+  pooled.adaptive = false
+  r.counters.finDelaysShed++
+  releaseStep(r, pooled, peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
 }
 
 /**
@@ -144,7 +138,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       startTimer(r, pooled, a.timer === 'drain' ? r.options.drainTimeoutMs : pooled.finDelayMs)
       if (a.timer === 'finDelay' && !r.draining.has(pooled) && r.maxDraining > 0) {
         r.withholding.add(pooled)
-        shedFinDelays(r)
+        shedFinDelay(r, pooled)
       }
       return true
     case 'drain':
