@@ -15,6 +15,7 @@ import { markdown } from './lib/report.mjs'
 import { machineInfo, machineLine, sourceInfo } from './lib/system.mjs'
 import * as exhaustion from './scenarios/exhaustion.mjs'
 import * as httpChurn from './scenarios/http.mjs'
+import * as httpNodeChurn from './scenarios/http-node.mjs'
 import * as httpProxy from './scenarios/http-proxy.mjs'
 import * as mysqlChurn from './scenarios/mysql.mjs'
 import * as pgChurn from './scenarios/pg.mjs'
@@ -23,7 +24,7 @@ import * as redisChurn from './scenarios/redis.mjs'
 import * as syscalls from './scenarios/syscalls.mjs'
 import * as tcp from './scenarios/tcp.mjs'
 
-const SCENARIOS = [tcp, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpProxy, exhaustion, syscalls]
+const SCENARIOS = [tcp, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpNodeChurn, httpProxy, exhaustion, syscalls]
 
 const USAGE = `usage: npm run bench [-- options]
   --quick           fewer rounds and connections (about 2 minutes; numbers only indicative)
