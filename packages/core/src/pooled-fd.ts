@@ -44,8 +44,12 @@ export class PooledFd {
   /** Release policy: when the tenant said goodbye (performance.now(); 0: not yet) and the wait it got. */
   endedAt = 0
   withheldMs = 0
-  /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
-  timer: NodeJS.Timeout | null = null
+  /**
+   * The release protocol's timer (finDelayMs, then drainTimeoutMs), one at a time: the list of
+   * release/timers.ts it waits in (null: none armed), and when it is due (performance.now()).
+   */
+  timerList: Set<PooledFd> | null = null
+  deadline = 0
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
   lastFd = -1
 
@@ -104,10 +108,15 @@ export class PooledFd {
     }
   }
 
+  get timerArmed(): boolean {
+    return this.timerList !== null
+  }
+
   clearTimer(): void {
-    if (this.timer) {
-      clearTimeout(this.timer)
-      this.timer = null
+    if (this.timerList) {
+      this.timerList.delete(this)
+      this.timerList = null
+      this.deadline = 0
     }
   }
 

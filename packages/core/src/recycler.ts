@@ -141,6 +141,7 @@ export class SocketRecycler {
     await new Promise<void>((resolve) => setImmediate(resolve))
     for (const pooled of [...r.active]) closePooled(r, pooled, 'recycler closed')
     await pool.close()
+    r.timers.stop()
   }
 }
 
