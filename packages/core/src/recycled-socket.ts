@@ -457,6 +457,13 @@ export class RecycledSocket extends net.Socket {
 
   override setNoDelay(noDelay?: boolean): this {
     if (noDelay !== false) this.#dirty |= Dirty.NODELAY
+    if (!this.#pooled) {
+      // Before the fd is lent, net keeps the wish and applies it once connected (afterConnect), as
+      // for the constructor's noDelay: the last tenant's NODELAY then need not be reset first
+      // (pg calls setNoDelay(true) before connect(): one setsockopt per connection less).
+      if (noDelay === undefined || Boolean(noDelay)) this.#wanted |= Dirty.NODELAY
+      else this.#wanted &= ~Dirty.NODELAY
+    }
     return super.setNoDelay(noDelay)
   }
 

@@ -95,6 +95,34 @@ describe.runIf(isLinux)('tenant isolation', () => {
     expect(refed).toBe(true)
   })
 
+  // setNoDelay() before connect() (as pg calls it) is applied by net once connected, so the last
+  // tenant's NODELAY is not reset first; a wish taken back before connect() must still reset it.
+  it('setNoDelay before connect: the last wish counts, the last tenant\'s NODELAY never leaks', async () => {
+    recycler = new SocketRecycler()
+    await using srv = await tcpServer(lineEcho)
+    const tenant = async (before: (s: RecycledSocket) => void): Promise<number> => {
+      const socket = recycler!.createSocket()
+      before(socket)
+      let nodelay = -1
+      socket.on('connect', () => (nodelay = readOptions(socket).nodelay))
+      socket.connect(srv.port, '127.0.0.1')
+      const r = await exchange(socket, 'x\nbye\n', true)
+      expect(r.data).toBe('x\nbye\n')
+      await settle()
+      return nodelay
+    }
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant((s) => {
+      s.setNoDelay(true)
+      s.setNoDelay(false)
+    })).toBe(0)
+    expect(await tenant(() => {})).toBe(0)
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant(() => {})).toBe(0)
+    expect(recycler.stats()).toMatchObject({ fdsCreated: 1, reusedConnections: 5 })
+  })
+
   it("one tenant's setTimeout() timer is cleared when it lets go", async () => {
     recycler = new SocketRecycler()
     await using srv = await tcpServer(lineEcho)
