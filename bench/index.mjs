@@ -15,6 +15,7 @@ import { markdown } from './lib/report.mjs'
 import { machineInfo, machineLine, sourceInfo } from './lib/system.mjs'
 import * as exhaustion from './scenarios/exhaustion.mjs'
 import * as fanout from './scenarios/fanout.mjs'
+import * as goodbye from './scenarios/goodbye.mjs'
 import * as httpChurn from './scenarios/http.mjs'
 import * as httpNodeChurn from './scenarios/http-node.mjs'
 import * as httpProxy from './scenarios/http-proxy.mjs'
@@ -25,7 +26,7 @@ import * as redisChurn from './scenarios/redis.mjs'
 import * as syscalls from './scenarios/syscalls.mjs'
 import * as tcp from './scenarios/tcp.mjs'
 
-const SCENARIOS = [tcp, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpNodeChurn, httpProxy, fanout, exhaustion, syscalls]
+const SCENARIOS = [tcp, goodbye, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpNodeChurn, httpProxy, fanout, exhaustion, syscalls]
 
 const USAGE = `usage: npm run bench [-- options]
   --quick           fewer rounds and connections (about 2 minutes; numbers only indicative)
