@@ -50,6 +50,8 @@ export class PooledFd {
    */
   timerList: Set<PooledFd> | null = null
   deadline = 0
+  /** When the pool last put it aside as lendable (Date.now()), for the idle sweep; a field, not a WeakMap entry per release. */
+  idleSince = 0
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
   lastFd = -1
 
