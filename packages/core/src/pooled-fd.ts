@@ -2,6 +2,7 @@ import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
 import { hookConnect, installConnectHooks as installHooks } from './internals/connect-hook.js'
+import { hookNoDelay } from './internals/nodelay-hook.js'
 import type { TcpHandle } from './internals/node.js'
 import { canTransition, type FdState } from './lifecycle.js'
 
@@ -54,6 +55,11 @@ export class PooledFd {
   idleSince = 0
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
   lastFd = -1
+  /**
+   * TCP_NODELAY as last set through the handle (internals/nodelay-hook.ts): 1 on, 0 off, -1
+   * unknown. A new socket has it off; a dissolve (AF_UNSPEC) and a dup leave it as it was.
+   */
+  noDelay: -1 | 0 | 1 = 0
 
   constructor(handle: TcpHandle, family: 4 | 6, state: FdState) {
     this.#handle = handle
@@ -84,6 +90,7 @@ export class PooledFd {
     // libuv accepts a connect (returns 0) and will call back later, or fails at once. Knowing
     // which tells a destroy-while-connecting apart from a failed connect.
     hookConnect(handle)
+    hookNoDelay(handle, pooled)
   }
 
   get state(): FdState {
