@@ -14,7 +14,10 @@ import { BENCH_DIR } from './lib/procs.mjs'
 import { markdown } from './lib/report.mjs'
 import { machineInfo, machineLine, sourceInfo } from './lib/system.mjs'
 import * as exhaustion from './scenarios/exhaustion.mjs'
+import * as fanout from './scenarios/fanout.mjs'
+import * as goodbye from './scenarios/goodbye.mjs'
 import * as httpChurn from './scenarios/http.mjs'
+import * as httpNodeChurn from './scenarios/http-node.mjs'
 import * as httpProxy from './scenarios/http-proxy.mjs'
 import * as mysqlChurn from './scenarios/mysql.mjs'
 import * as pgChurn from './scenarios/pg.mjs'
@@ -23,12 +26,13 @@ import * as redisChurn from './scenarios/redis.mjs'
 import * as syscalls from './scenarios/syscalls.mjs'
 import * as tcp from './scenarios/tcp.mjs'
 
-const SCENARIOS = [tcp, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpProxy, exhaustion, syscalls]
+const SCENARIOS = [tcp, goodbye, pgChurn, postgresjsChurn, mysqlChurn, redisChurn, httpChurn, httpNodeChurn, httpProxy, fanout, exhaustion, syscalls]
 
 const USAGE = `usage: npm run bench [-- options]
   --quick           fewer rounds and connections (about 2 minutes; numbers only indicative)
   --only <names>    run these scenarios only (comma-separated, or repeat the flag)
   --rounds <n>      A/B rounds per scenario (default 7, --quick 3)
+  --duration <s>    seconds of the time-based scenarios (fanout; default 60, --quick 15)
   --out <dir>       where results go (default bench/results)
   --list            list the scenarios and exit
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`
@@ -40,6 +44,7 @@ try {
       quick: { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
       rounds: { type: 'string' },
+      duration: { type: 'string' },
       out: { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -69,6 +74,11 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {
   process.stderr.write(`--rounds must be an integer from 1 to 100\n${USAGE}\n`)
   process.exit(2)
 }
+const duration = args.duration === undefined ? undefined : Number(args.duration)
+if (duration !== undefined && (!Number.isInteger(duration) || duration < 2 || duration > 3600)) {
+  process.stderr.write(`--duration must be an integer from 2 to 3600 (seconds)\n${USAGE}\n`)
+  process.exit(2)
+}
 const selected = only.length > 0 ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS
 const outDir = args.out ?? join(BENCH_DIR, 'results')
 
@@ -92,7 +102,7 @@ for (const scenario of selected) {
   log(`== ${scenario.name}: ${scenario.title}`)
   let result
   try {
-    result = { status: 'ok', ...(await scenario.run({ quick: args.quick, rounds, log })) }
+    result = { status: 'ok', ...(await scenario.run({ quick: args.quick, rounds, duration, log })) }
   } catch (err) {
     if (err.skip) {
       result = { status: 'skipped', reason: err.message }

@@ -265,9 +265,32 @@ async function handle(msg) {
   }
 }
 
+/**
+ * --once with `warmup` runs that many connections first; with `profile` (a file path), the V8 CPU
+ * profile of the measured batch alone (not start-up, not the warm-up) goes to that file
+ * (bench/profile.mjs).
+ */
+async function runOnce(msg) {
+  if (msg.warmup > 0) await runBatch({ ...msg, n: msg.warmup })
+  if (!msg.profile) return runBatch(msg)
+  const { Session } = await import('node:inspector')
+  const { writeFileSync } = await import('node:fs')
+  const session = new Session()
+  session.connect()
+  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, r) => (err ? reject(err) : resolve(r))))
+  await post('Profiler.enable')
+  if (msg.profileIntervalUs) await post('Profiler.setSamplingInterval', { interval: msg.profileIntervalUs })
+  await post('Profiler.start')
+  const result = await runBatch(msg)
+  const { profile } = await post('Profiler.stop')
+  session.disconnect()
+  writeFileSync(msg.profile, JSON.stringify(profile))
+  return result
+}
+
 const onceArg = process.argv.indexOf('--once')
 if (onceArg >= 0) {
-  const result = await runBatch(JSON.parse(process.argv[onceArg + 1]))
+  const result = await runOnce(JSON.parse(process.argv[onceArg + 1]))
   if (recycler) await recycler.close()
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0) // failed connections are a result (port exhaustion counts them), not a crash

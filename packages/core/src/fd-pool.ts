@@ -66,7 +66,6 @@ export class FdPool {
   readonly #warm: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
   /** Parked fds whose last ACK has not come yet (LAST_ACK): lent once the kernel says CLOSE. FIFO. */
   readonly #lingering: Record<4 | 6, PooledFd[]> = { 4: [], 6: [] }
-  readonly #idleSince = new WeakMap<PooledFd, number>()
   #sweepTimer: NodeJS.Timeout | null = null
   #lingerTimer: NodeJS.Timeout | null = null
   /** Callers waiting in acquire() (maxSockets reached): turned away at once by abortWaiters(). */
@@ -179,7 +178,7 @@ export class FdPool {
       if (v === 'later') {
         // stays idle, on loan to this pool, until its last ACK
         this.#idle[family].add(pooled)
-        this.#idleSince.set(pooled, Date.now())
+        pooled.idleSince = Date.now()
         this.#lingering[family].push(pooled)
         this.#scheduleSweep()
       }
@@ -306,7 +305,7 @@ export class FdPool {
     const pool = this.#pools[pooled.family]
     if (pool.pending === 0) {
       this.#warm[pooled.family].push(pooled)
-      this.#idleSince.set(pooled, Date.now())
+      pooled.idleSince = Date.now()
       this.#scheduleSweep()
       return
     }
@@ -333,11 +332,11 @@ export class FdPool {
       // ... but never below the minIdle floor: closed, it would only be made again.
       let stale = 0
       const surplus = this.#idle[family].size - this.#options.minIdle
-      while (stale < warm.length && stale < surplus && (this.#idleSince.get(warm[stale]!) ?? 0) <= limit) stale++
+      while (stale < warm.length && stale < surplus && warm[stale]!.idleSince <= limit) stale++
       for (const pooled of warm.splice(0, stale)) this.#drop(pooled)
       // Lingering fds idle too long are closed; close(2) leaves the kernel retransmitting our FIN.
       const lingering = this.#lingering[family]
-      const keep = lingering.filter((p) => (this.#idleSince.get(p) ?? 0) > limit)
+      const keep = lingering.filter((p) => p.idleSince > limit)
       for (const pooled of lingering) if (!keep.includes(pooled)) this.#drop(pooled)
       this.#lingering[family] = keep
     }

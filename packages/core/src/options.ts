@@ -75,8 +75,9 @@ export interface RecyclerOptions {
   /**
    * Socket options a tenant changed are reset before the next one. `'tracked'` resets those set
    * through the socket's methods and constructor options (setNoDelay, setKeepAlive,
-   * setTypeOfService, setLinger); `'verify'` also reads NODELAY, KEEPALIVE, LINGER and TOS back
-   * with getsockopt on every release (for code that sets options on the fd directly).
+   * setTypeOfService, setLinger), and skips a setNoDelay that would not change the fd's NODELAY as
+   * last set through them; `'verify'` also reads NODELAY, KEEPALIVE, LINGER and TOS back with
+   * getsockopt on every release (for code that sets options on the fd directly).
    * @default 'tracked'
    */
   resetSocketOptions?: 'tracked' | 'verify'

@@ -2,6 +2,7 @@ import type net from 'node:net'
 import { channels, debug } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
 import { hookConnect, installConnectHooks as installHooks } from './internals/connect-hook.js'
+import { hookNoDelay } from './internals/nodelay-hook.js'
 import type { TcpHandle } from './internals/node.js'
 import { canTransition, type FdState } from './lifecycle.js'
 
@@ -44,10 +45,21 @@ export class PooledFd {
   /** Release policy: when the tenant said goodbye (performance.now(); 0: not yet) and the wait it got. */
   endedAt = 0
   withheldMs = 0
-  /** The timer of the release protocol (finDelayMs, then drainTimeoutMs); one at a time. */
-  timer: NodeJS.Timeout | null = null
+  /**
+   * The release protocol's timer (finDelayMs, then drainTimeoutMs), one at a time: the list of
+   * release/timers.ts it waits in (null: none armed), and when it is due (performance.now()).
+   */
+  timerList: Set<PooledFd> | null = null
+  deadline = 0
+  /** When the pool last put it aside as lendable (Date.now()), for the idle sweep; a field, not a WeakMap entry per release. */
+  idleSince = 0
   /** The last kernel fd number seen, for logs after close (handle.fd is -1 then). */
   lastFd = -1
+  /**
+   * TCP_NODELAY as last set through the handle (internals/nodelay-hook.ts): 1 on, 0 off, -1
+   * unknown. A new socket has it off; a dissolve (AF_UNSPEC) and a dup leave it as it was.
+   */
+  noDelay: -1 | 0 | 1 = 0
 
   constructor(handle: TcpHandle, family: 4 | 6, state: FdState) {
     this.#handle = handle
@@ -78,6 +90,7 @@ export class PooledFd {
     // libuv accepts a connect (returns 0) and will call back later, or fails at once. Knowing
     // which tells a destroy-while-connecting apart from a failed connect.
     hookConnect(handle)
+    hookNoDelay(handle, pooled)
   }
 
   get state(): FdState {
@@ -104,10 +117,15 @@ export class PooledFd {
     }
   }
 
+  get timerArmed(): boolean {
+    return this.timerList !== null
+  }
+
   clearTimer(): void {
-    if (this.timer) {
-      clearTimeout(this.timer)
-      this.timer = null
+    if (this.timerList) {
+      this.timerList.delete(this)
+      this.timerList = null
+      this.deadline = 0
     }
   }
 

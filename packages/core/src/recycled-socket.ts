@@ -232,7 +232,7 @@ export class RecycledSocket extends net.Socket {
       return
     }
     // release policy: the adaptive finDelay is learnt per destination
-    pooled.destination = `${destination.address}:${port}`
+    pooled.destination = destinationKey(destination.address, port)
     const handle = pooled.handle
     this.#pooled = pooled
     this.#sawEof = false
@@ -457,6 +457,13 @@ export class RecycledSocket extends net.Socket {
 
   override setNoDelay(noDelay?: boolean): this {
     if (noDelay !== false) this.#dirty |= Dirty.NODELAY
+    if (!this.#pooled) {
+      // Before the fd is lent, net keeps the wish and applies it once connected (afterConnect), as
+      // for the constructor's noDelay: the last tenant's NODELAY then need not be reset first
+      // (pg calls setNoDelay(true) before connect(): one setsockopt per connection less).
+      if (noDelay === undefined || Boolean(noDelay)) this.#wanted |= Dirty.NODELAY
+      else this.#wanted &= ~Dirty.NODELAY
+    }
     return super.setNoDelay(noDelay)
   }
 
@@ -538,6 +545,26 @@ function timedOutError(address: string, port: number): Error {
   err.syscall = 'connect'
   Object.assign(err, { address, port })
   return err
+}
+
+/** `address:port` strings by address and port, made once: a new string per connection costs its hash at every lookup. */
+const destinationKeys = new Map<string, Map<number, string>>()
+const MAX_DESTINATION_KEYS = 4096
+
+function destinationKey(address: string, port: number): string {
+  let byPort = destinationKeys.get(address)
+  if (!byPort) {
+    if (destinationKeys.size >= MAX_DESTINATION_KEYS) destinationKeys.clear()
+    byPort = new Map()
+    destinationKeys.set(address, byPort)
+  }
+  let key = byPort.get(port)
+  if (key === undefined) {
+    if (byPort.size >= MAX_DESTINATION_KEYS) byPort.clear()
+    key = `${address}:${port}`
+    byPort.set(port, key)
+  }
+  return key
 }
 
 function hasUnread(fd: number): boolean {

@@ -7,6 +7,7 @@ import type { PooledFd } from './pooled-fd.js'
 import type { ReleasePolicy } from './release-policy.js'
 import { drainReported, timerFired } from './release/executor.js'
 import type { ReleaseContext } from './release/protocol.js'
+import { ReleaseTimers } from './release/timers.js'
 import { newCounters, type Counters } from './stats.js'
 
 /**
@@ -39,8 +40,8 @@ export class RecyclerState {
   maxDraining = 0
   closed = false
   onSettled: (() => void) | null = null
-  /** The release protocol's timer callback (setTimeout(onTimer, ms, pooled): no closure per fd). */
-  readonly onTimer = (pooled: PooledFd): void => timerFired(this, pooled)
+  /** The release protocol's timers: one Node timer for every fd (release/timers.ts). */
+  readonly timers = new ReleaseTimers((pooled) => timerFired(this, pooled))
   readonly onDrainReport = (drain: Drain, outcome: DrainOutcome): void => drainReported(this, drain, outcome)
 
   /** Refilled for each step of the release protocol (read synchronously): no object per event. */

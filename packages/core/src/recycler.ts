@@ -141,6 +141,7 @@ export class SocketRecycler {
     await new Promise<void>((resolve) => setImmediate(resolve))
     for (const pooled of [...r.active]) closePooled(r, pooled, 'recycler closed')
     await pool.close()
+    r.timers.stop()
   }
 }
 
@@ -156,6 +157,10 @@ const CONNECT_ONLY_KEYS = new Set([
  * per connection measured here, `node --log-ic`); connect options alone need none of it.
  */
 function constructorOptions(options: Record<string, unknown>): net.SocketConstructorOpts | undefined {
+  // node:http's Agent hands over a null-prototype copy of the request's options, which always
+  // holds more than connect keys (path, headers, _agentKey...): walking it (about 2 µs, its keys
+  // enumerated afresh per request) would only come to the same answer.
+  if (Object.getPrototypeOf(options) === null) return options as net.SocketConstructorOpts
   for (const key in options) {
     if (!CONNECT_ONLY_KEYS.has(key)) return options as net.SocketConstructorOpts
   }

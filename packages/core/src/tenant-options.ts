@@ -18,7 +18,10 @@ export function resetTenantOptions(pooled: PooledFd, keep: number, verify: boole
   const ipLevel = pooled.family === 6 ? IPPROTO_IPV6 : IPPROTO_IP
   const tosOption = pooled.family === 6 ? IPV6_TCLASS : IP_TOS
   if (verify) {
-    if (getIntOption(fd, IPPROTO_TCP, TCP_NODELAY) !== 0) dirty |= Dirty.NODELAY
+    const noDelay = getIntOption(fd, IPPROTO_TCP, TCP_NODELAY) !== 0
+    // the kernel's word, for a tenant that set it on the fd directly (internals/nodelay-hook.ts)
+    pooled.noDelay = noDelay ? 1 : 0
+    if (noDelay) dirty |= Dirty.NODELAY
     if (getIntOption(fd, SOL_SOCKET, SO_KEEPALIVE) !== 0) dirty |= Dirty.KEEPALIVE
     const linger = getLinger(fd)
     if (linger.onoff || linger.seconds !== 0) dirty |= Dirty.LINGER

@@ -3,7 +3,7 @@ import type net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RecycledSocket, SocketRecycler } from '@fdrecycle/core'
 import { IPPROTO_IP, IPPROTO_TCP, IP_TOS, SOL_SOCKET, SO_KEEPALIVE, TCP_NODELAY } from '../src/ffi/libc.js'
-import { getIntOption, getLinger } from '../src/ffi/syscalls.js'
+import { getIntOption, getLinger, setIntOption } from '../src/ffi/syscalls.js'
 import { lineEcho, tcpServer } from '../../../test/helpers/servers.js'
 import { fdOf, isLinux, socketInode } from '../../../test/helpers/system.js'
 import { exchange, settle } from './helpers.js'
@@ -93,6 +93,57 @@ describe.runIf(isLinux)('tenant isolation', () => {
     expect(sameFd).toBe(true)
     expect(after).toEqual(before)
     expect(refed).toBe(true)
+  })
+
+  // setNoDelay() before connect() (as pg calls it) is applied by net once connected, so the last
+  // tenant's NODELAY is not reset first; a wish taken back before connect() must still reset it.
+  it('setNoDelay before connect: the last wish counts, the last tenant\'s NODELAY never leaks', async () => {
+    recycler = new SocketRecycler()
+    await using srv = await tcpServer(lineEcho)
+    const tenant = async (before: (s: RecycledSocket) => void): Promise<number> => {
+      const socket = recycler!.createSocket()
+      before(socket)
+      let nodelay = -1
+      socket.on('connect', () => (nodelay = readOptions(socket).nodelay))
+      socket.connect(srv.port, '127.0.0.1')
+      const r = await exchange(socket, 'x\nbye\n', true)
+      expect(r.data).toBe('x\nbye\n')
+      await settle()
+      return nodelay
+    }
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant((s) => {
+      s.setNoDelay(true)
+      s.setNoDelay(false)
+    })).toBe(0)
+    expect(await tenant(() => {})).toBe(0)
+    expect(await tenant((s) => s.setNoDelay(true))).toBe(1)
+    expect(await tenant(() => {})).toBe(0)
+    expect(recycler.stats()).toMatchObject({ fdsCreated: 1, reusedConnections: 5 })
+  })
+
+  // TCP_NODELAY as set through the handle is remembered per fd, so that net's setNoDelay(true)
+  // after each connect costs no setsockopt when the fd has it on already; 'verify' re-reads it for
+  // code that changed it on the fd directly, and the next tenant still gets what it asked for.
+  it("resetSocketOptions 'verify': NODELAY turned off on the fd directly is seen, and set again for a tenant that asks", async () => {
+    recycler = new SocketRecycler({ resetSocketOptions: 'verify' })
+    await using srv = await tcpServer(lineEcho)
+    const tenant = async (after: (s: net.Socket) => void): Promise<number> => {
+      const socket = recycler!.createConnection({ host: '127.0.0.1', port: srv.port, noDelay: true } as net.NetConnectOpts)
+      let nodelay = -1
+      socket.on('connect', () => {
+        nodelay = readOptions(socket).nodelay
+        after(socket)
+      })
+      const r = await exchange(socket, 'x\nbye\n', true)
+      expect(r.data).toBe('x\nbye\n')
+      await settle()
+      return nodelay
+    }
+    expect(await tenant((s) => setIntOption(fdOf(s), IPPROTO_TCP, TCP_NODELAY, 0))).toBe(1)
+    expect(await tenant(() => {})).toBe(1)
+    expect(recycler.stats()).toMatchObject({ fdsCreated: 1, reusedConnections: 1 })
   })
 
   it("one tenant's setTimeout() timer is cleared when it lets go", async () => {

@@ -26,7 +26,7 @@ function contextOf(r: RecyclerState, pooled: PooledFd, event: ReleaseEvent): Rel
   const state = pooled.state
   ctx.state = state
   ctx.draining = r.draining.has(pooled)
-  ctx.timerArmed = pooled.timer !== null
+  ctx.timerArmed = pooled.timerArmed
   // The goodbye (the tenant ended or left, the peer still open): the release policy decides the wait now.
   if (pooled.adaptive && !ctx.timerArmed && (state === 'open' || state === 'awaiting-eof') && event.kind !== 'peer-eof') withhold(r, pooled)
   ctx.finDelayZero = pooled.finDelayMs === 0
@@ -41,6 +41,11 @@ function withhold(r: RecyclerState, pooled: PooledFd): void {
   pooled.endedAt = performance.now()
   pooled.withheldMs = r.policy.finDelay(pooled.destination)
   pooled.finDelayMs = pooled.withheldMs
+}
+
+/** Refilled for each observation (record() reads it synchronously): no object per connection. */
+const observation: { peerClosedFirst: boolean; elapsedMs: number; withheldMs: number; rttMs: number | undefined } = {
+  peerClosedFirst: false, elapsedMs: 0, withheldMs: 0, rttMs: undefined,
 }
 
 /** Tells the policy who closed first on this connection, once per connection. */
@@ -59,7 +64,12 @@ function observe(r: RecyclerState, pooled: PooledFd, peerClosedFirst: boolean): 
       // an RTT is a refinement; the observation stands without it
     }
   }
-  policy.record(destination, { peerClosedFirst, elapsedMs, withheldMs: pooled.withheldMs, ...(rttMs === undefined ? {} : { rttMs }) })
+  const o = observation
+  o.peerClosedFirst = peerClosedFirst
+  o.elapsedMs = elapsedMs
+  o.withheldMs = pooled.withheldMs
+  o.rttMs = rttMs
+  policy.record(destination, o)
   if (debug.enabled) {
     debug('fd#%d %s: %s first after %d ms (withheld %d ms): %s', pooled.id, destination,
       peerClosedFirst ? 'peer closed' : 'our FIN', Math.round(elapsedMs), pooled.withheldMs, policy.verdict(destination))
@@ -195,9 +205,8 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
   }
 }
 
-/** setTimeout callback (RecyclerState#onTimer). */
+/** A release timer's callback (RecyclerState#timers). */
 export function timerFired(r: RecyclerState, pooled: PooledFd): void {
-  pooled.timer = null
   r.withholding.delete(pooled)
   releaseStep(r, pooled, pooled.state === 'awaiting-eof' && peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
   // close() does not wait for a drain whose FIN is out
@@ -235,9 +244,7 @@ export function drainReported(r: RecyclerState, drain: Drain, outcome: DrainOutc
 }
 
 function startTimer(r: RecyclerState, pooled: PooledFd, ms: number): void {
-  pooled.clearTimer()
-  pooled.timer = setTimeout(r.onTimer, ms, pooled)
-  pooled.timer.unref()
+  r.timers.arm(pooled, ms)
 }
 
 /** AF_UNSPEC now (RST where the state needs one), clear SO_ERROR, back to the pool. */
