@@ -14,14 +14,14 @@ const alias = {
   '@fdrecycle/postgresjs-adapter': here('./packages/postgresjs-adapter/src/index.ts'),
 }
 
-// FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici) installed under
+// FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici, mysql2, postgres) installed under
 // <prefix>/node_modules replace the workspace's, so CI can run the adapters against the lowest
 // and highest versions of each supported range (scripts/peer-range.mjs).
 const peersDir = process.env.FDRECYCLE_PEERS_DIR
 const peerAliases = peersDir
-  ? ['pg', 'ioredis', 'ioredis5', 'undici']
+  ? ['pg', 'ioredis', 'ioredis5', 'undici', 'mysql2', 'postgres']
       .filter((name) => existsSync(`${peersDir}/node_modules/${name}/package.json`))
-      .map((name) => ({ find: new RegExp(`^${name}$`), replacement: `${peersDir}/node_modules/${name}` }))
+      .map((name) => ({ find: new RegExp(`^${name}(/.*)?$`), replacement: `${peersDir}/node_modules/${name}$1` }))
   : []
 
 export default defineConfig({

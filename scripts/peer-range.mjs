@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The adapters' suites against the ends of each supported peer range (CI runs both on one Node):
-//   node scripts/peer-range.mjs lowest    pg 8.9.0, ioredis 5.0.0, undici 6.0.0
-//   node scripts/peer-range.mjs highest   the newest pg 8, ioredis 6 and undici 7
+//   node scripts/peer-range.mjs lowest    pg 8.9.0, ioredis 5.0.0, undici 6.0.0, mysql2 3.15.0, postgres 3.4.4
+//   node scripts/peer-range.mjs highest   the newest pg 8, ioredis 6, undici 7, mysql2 3 and postgres 3
 // The versions are installed into .cache/peers-<end> and replace the workspace's through
 // vitest.config.ts (FDRECYCLE_PEERS_DIR). Extra arguments go to vitest.
 import { spawnSync } from 'node:child_process'
@@ -13,8 +13,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // Keep in step with the adapters' peerDependencies ranges. ioredis5 is the tests' alias for the
 // 5 line (packages/redis-adapter/test/helpers.ts runs every case on 5 and 6).
 const ends = {
-  lowest: { pg: '8.9.0', ioredis5: 'npm:ioredis@5.0.0', undici: '6.0.0' },
-  highest: { pg: '^8', ioredis: '^6', undici: '^7' },
+  lowest: { pg: '8.9.0', ioredis5: 'npm:ioredis@5.0.0', undici: '6.0.0', mysql2: '3.15.0', postgres: '3.4.4' },
+  highest: { pg: '^8', ioredis: '^6', undici: '^7', mysql2: '^3', postgres: '^3' },
 }
 const [end, ...rest] = process.argv.slice(2)
 if (!(end in ends)) {
@@ -39,4 +39,4 @@ const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
 const env = { ...process.env, FDRECYCLE_PEERS_DIR: prefix }
 // First prove that the tests import these versions, then run the adapters' suites on them.
 if (run(process.execPath, [vitest, 'run', '--project', 'e2e', 'test/peer-versions.test.ts'], { env }) !== 0) process.exit(1)
-process.exit(run(process.execPath, [vitest, 'run', '--project', 'pg', '--project', 'redis', '--project', 'http', ...rest], { env }))
+process.exit(run(process.execPath, [vitest, 'run', '--project', 'pg', '--project', 'redis', '--project', 'http', '--project', 'mysql', '--project', 'postgresjs', ...rest], { env }))

@@ -19,7 +19,7 @@ export function passthroughStats(connections: number, open = 0): Partial<Recycle
   return {
     mode: 'passthrough', connections, fdsCreated: connections, fdsClosed: connections - open, active: open,
     reusedConnections: 0, recycled: 0, resetsSent: 0, drainTimeouts: 0, peerClosedFirst: 0, finSentFirst: 0,
-    discardedBytes: 0, drainsShed: 0, idle: 0, cooling: 0, draining: 0,
+    discardedBytes: 0, drainsShed: 0, finDelaysShed: 0, idle: 0, cooling: 0, draining: 0,
   }
 }
 

@@ -1,5 +1,6 @@
 import dns from 'node:dns'
 import net from 'node:net'
+import { isNormalizedArgs } from './internals/normalized-args.js'
 
 export type ConnectListener = () => void
 
@@ -15,7 +16,7 @@ export interface NormalizedConnect {
 export function normalizeConnectArgs(args: readonly unknown[]): NormalizedConnect {
   if (args.length === 0) return { options: {} as NormalizedConnect['options'], listener: null }
   const first = args[0]
-  if (Array.isArray(first) && isNormalized(first)) {
+  if (Array.isArray(first) && isNormalizedArgs(first)) {
     // socket.connect(net._normalizeArgs(...)): already [options, listener], as net accepts it
     const listener = first[1] as unknown
     return { options: (first[0] ?? {}) as NormalizedConnect['options'], listener: typeof listener === 'function' ? (listener as ConnectListener) : null }
@@ -31,17 +32,6 @@ export function normalizeConnectArgs(args: readonly unknown[]): NormalizedConnec
   }
   const last = args[args.length - 1]
   return { options: options as NormalizedConnect['options'], listener: typeof last === 'function' ? (last as ConnectListener) : null }
-}
-
-let normalizedArgsSymbol: symbol | null | undefined
-
-/** Whether `value` came from net's normalizeArgs (it brands its arrays with a private symbol). */
-function isNormalized(value: unknown[]): boolean {
-  if (normalizedArgsSymbol === undefined) {
-    const normalize = (net as unknown as { _normalizeArgs?: (args: unknown[]) => unknown[] })._normalizeArgs
-    normalizedArgsSymbol = (normalize && Object.getOwnPropertySymbols(normalize([]))[0]) ?? null
-  }
-  return normalizedArgsSymbol !== null && (value as unknown as Record<symbol, unknown>)[normalizedArgsSymbol] === true
 }
 
 function isNumeric(value: string): boolean {

@@ -84,6 +84,9 @@ export interface RecyclerOptions {
    * Cap on fds draining at once (their user is gone, the peer has not closed yet). Past it the
    * oldest drain is closed the way a plain socket's destroy() would (close(2): FIN, or RST with
    * unread data), counted in `stats().drainsShed`, so that drains never cause an EMFILE.
+   * The cap also counts sockets still in use whose FIN is withheld after `end()` (waiting for the
+   * peer to close first): a goodbye past it sends its FIN at once, as `net`'s `end()` does,
+   * counted in `stats().finDelaysShed`.
    * `'auto'`: a quarter of the soft RLIMIT_NOFILE read at construction (at least 16).
    * @default 'auto'
    */

@@ -18,6 +18,7 @@ export function poolHooks(r: RecyclerState): FdPoolHooks {
 /** Closes the fd (through the pool, which forgets it, when there is one); `reason` goes to fdClosed. */
 export function closePooled(r: RecyclerState, pooled: PooledFd, reason: string): void {
   r.closeReasons.set(pooled, reason)
+  r.withholding.delete(pooled)
   if (r.pool) r.pool.destroy(pooled)
   else destroyFd(r, pooled)
 }

@@ -24,6 +24,11 @@ export class RecyclerState {
   readonly active = new Set<PooledFd>()
   /** fds whose tenant has left and whose peer has not closed yet, with the drain reading them */
   readonly draining = new Map<PooledFd, Drain | null>()
+  /**
+   * fds in use whose tenant has ended and whose FIN is withheld (finDelayMs running), oldest first:
+   * counted with the drains against maxDraining (release/executor.ts)
+   */
+  readonly withholding = new Set<PooledFd>()
   /** Sockets of this recycler on the plain path (passthrough, Unix paths, local ports), open. */
   readonly plain = new Set<net.Socket>()
   readonly counters: Counters = newCounters()

@@ -25,6 +25,11 @@ export interface RecyclerStats {
   discardedBytes: number
   /** drains closed early (close(2), as a plain socket's destroy() would) because maxDraining was reached */
   drainsShed: number
+  /**
+   * FINs withheld after a tenant's goodbye and sent early (as net's end() sends them), because
+   * maxDraining was reached counting withheld FINs and drains together
+   */
+  finDelaysShed: number
   /** idle fds in the pools (unconnected or parked), including those cooling */
   idle: number
   /** idle fds released in this or the last event-loop turn, lendable after the next poll phase */
@@ -51,5 +56,6 @@ export function newCounters(): Counters {
     finSentFirst: 0,
     discardedBytes: 0,
     drainsShed: 0,
+    finDelaysShed: 0,
   }
 }

@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import tls from 'node:tls'
-import { InvalidArgumentError, InvalidOptionError, defaultRecycler, type SocketRecycler } from '@fdrecycle/core'
+import { InvalidArgumentError, InvalidOptionError, defaultRecycler, tlsConnectOverSocket, type SocketRecycler } from '@fdrecycle/core'
 import type { RedisOptions } from 'ioredis'
 import { sayQuit, watchForQuit } from './quit-goodbye.js'
 
@@ -167,20 +167,11 @@ export class RecycledConnector {
     const socket = this.#recycler.createConnection(options as unknown as net.NetConnectOpts)
     this.#socket = socket
     if (!tlsOption) return socket
-    // A TLS socket made over a socket that has no handle yet talks to it through a JS stream: its
-    // end() goes through the recycled socket's end(), which withholds our FIN for Redis's. Over a
-    // socket that has one, TLSWrap takes the TCP handle in C++ and its end() is libuv's shutdown: a
-    // FIN at once, below JavaScript, before Redis answers QUIT (measured on a real path: then Redis
-    // resets the connection). An fd from the idle pool arrives with its handle, synchronously:
-    // hidden from the TLSSocket constructor, which is the only place that looks at it.
-    const internals = socket as unknown as { _handle: unknown }
-    const handle = internals._handle
-    internals._handle = null
-    try {
-      return tls.connect({ ...options, socket } as tls.ConnectionOptions)
-    } finally {
-      internals._handle = handle
-    }
+    // TLS through the recycled socket's own methods: its end() goes through the socket's end(),
+    // which withholds our FIN for Redis's (over the TCP handle, TLSWrap's end() is libuv's
+    // shutdown: a FIN at once, before Redis answers QUIT; measured on a real path, Redis then
+    // resets the connection).
+    return tlsConnectOverSocket(socket, options as tls.ConnectionOptions)
   }
 }
 

@@ -94,6 +94,23 @@ function shedDrains(r: RecyclerState, newest: PooledFd): boolean {
 }
 
 /**
+ * maxDraining also bounds the fds whose tenant has ended and whose FIN we withhold (they wait for a
+ * peer that may close only after our FIN; a client that end()s without waiting for 'close' would
+ * otherwise hold one fd per goodbye for finDelayMs where net holds it for a round trip). Counted
+ * with the drains: a goodbye past the cap sends its FIN at once, as net's end() does, and says
+ * nothing about its peer (the release policy does not learn from it). The FINs already withheld
+ * keep their wait, so the destination's probes finish and the policy learns.
+ */
+function shedFinDelay(r: RecyclerState, pooled: PooledFd): void {
+  if (r.withholding.size + r.draining.size <= r.maxDraining) return
+  r.withholding.delete(pooled)
+  pooled.clearTimer()
+  pooled.adaptive = false
+  r.counters.finDelaysShed++
+  releaseStep(r, pooled, peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
+}
+
+/**
  * Steps the fd through `event` and carries out the actions in order. `detail` is appended to the
  * reason of a dissolve (a drain's error message).
  */
@@ -114,6 +131,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       return true
     case 'clear-timer':
       pooled.clearTimer()
+      r.withholding.delete(pooled)
       return true
     case 'fin':
       try {
@@ -128,8 +146,13 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
       return true
     case 'start-timer':
       startTimer(r, pooled, a.timer === 'drain' ? r.options.drainTimeoutMs : pooled.finDelayMs)
+      if (a.timer === 'finDelay' && !r.draining.has(pooled) && r.maxDraining > 0) {
+        r.withholding.add(pooled)
+        shedFinDelay(r, pooled)
+      }
       return true
     case 'drain':
+      r.withholding.delete(pooled)
       r.draining.set(pooled, startDrain(pooled, false, r.onDrainReport))
       pooled.handle.unref()
       return !shedDrains(r, pooled)
@@ -184,6 +207,7 @@ function perform(r: RecyclerState, pooled: PooledFd, a: ReleaseAction, detail: s
 
 /** A release timer's callback (RecyclerState#timers). */
 export function timerFired(r: RecyclerState, pooled: PooledFd): void {
+  r.withholding.delete(pooled)
   releaseStep(r, pooled, pooled.state === 'awaiting-eof' && peerFinIn(pooled) ? TIMER_PEER_FIN_IN : TIMER)
   // close() does not wait for a drain whose FIN is out
   r.settled()
@@ -246,6 +270,7 @@ function dissolveAndRelease(r: RecyclerState, pooled: PooledFd, reason: string, 
 /** The last step of every successful release: limits checked, back to the pool. */
 function releaseToPool(r: RecyclerState, pooled: PooledFd, to: 'idle' | 'parked' | 'fresh', reason: string): void {
   pooled.clearTimer()
+  r.withholding.delete(pooled)
   r.active.delete(pooled)
   r.draining.delete(pooled)
   if (r.closed) return closePooled(r, pooled, 'recycler closed')

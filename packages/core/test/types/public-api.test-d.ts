@@ -1,8 +1,9 @@
 // Compiled by tsc (test/unit/public-types.test.ts runs it), never executed: the public API's types
 // as a user of the package meets them. `@ts-expect-error` lines must stay errors.
 import net from 'node:net'
+import type tls from 'node:tls'
 import {
-  RecycledSocket, SocketRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError,
+  RecycledSocket, SocketRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError, tlsConnectOverSocket,
   type RecycledConnectOpts, type RecyclerStats,
 } from '../../src/index.js'
 
@@ -52,4 +53,6 @@ if (isFdRecycleError(e)) {
   void code
 }
 observeWrites(s, (chunk: unknown) => void chunk)
+const secure: tls.TLSSocket = tlsConnectOverSocket(a, { servername: 'db.internal' })
+void secure
 void recycler.close()
