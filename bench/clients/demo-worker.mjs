@@ -47,6 +47,10 @@ function threadTicks() {
   }
   return out
 }
+// `perfControl`: the control fifo of `perf record -D -1 --control fifo:PATH`, so that perf samples
+// the measured batch alone.
+const perf = (command) => msg.perfControl && writeFileSync(msg.perfControl, `${command}\n`)
+perf('enable')
 const ticks0 = threadTicks()
 // Garbage collections in the measured batch: count, pause time, heap after.
 const gc = { count: 0, ms: 0, major: 0 }
@@ -60,6 +64,7 @@ const observer = new PerformanceObserver((list) => {
 observer.observe({ entryTypes: ['gc'] })
 const result = await churn(client, msg.n, msg.inFlight)
 observer.disconnect()
+perf('disable')
 const threads = {}
 for (const [name, t] of Object.entries(threadTicks())) {
   const user = t.user - (ticks0[name]?.user ?? 0)
@@ -74,5 +79,5 @@ if (session) {
 }
 const stats = recycler ? recycler.stats() : null
 if (recycler) await recycler.close()
-process.stdout.write(`${JSON.stringify({ ...result, gc, threads, stats })}\n`)
+process.stdout.write(`${JSON.stringify({ ...result, gc, threads, stats, pid: process.pid })}\n`)
 process.exit(0)
