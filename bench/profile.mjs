@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cleanupAll } from './lib/cleanup.mjs'
 import { BENCH_DIR, compileNative, runJson, startLineServer } from './lib/procs.mjs'
+import { selfTimes } from './lib/cpuprofile.mjs'
 import { median } from './lib/stats.mjs'
 
 const USAGE = `usage: node bench/profile.mjs [options]
@@ -94,42 +95,6 @@ async function startServer() {
   }
   const srv = await startLineServer(process.execPath, [join(BENCH_DIR, 'clients', 'http-close-server.mjs'), '127.0.0.1', '1'], { name: 'http-close-server' })
   return { target: { host: '127.0.0.1', port: srv.ports[0], path: '/hello' }, stop: srv.stop, what: 'node:http server' }
-}
-
-/** Self time per function (µs) of a .cpuprofile, keyed by "name file:line", and per file. */
-function selfTimes(profile) {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
-  const parentOf = new Map()
-  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node)
-  const self = new Map()
-  const { samples } = profile
-  // Every sample weighs the mean interval. Not timeDeltas: on a loaded machine the sampling thread
-  // is itself descheduled, and the sample after such a gap would carry the whole gap (a syscall
-  // that wakes the server, such as shutdown or connect, drew tens of µs per connection that way).
-  const weight = samples.length > 0 ? (profile.endTime - profile.startTime) / samples.length : 0
-  for (let i = 0; i < samples.length; i++) self.set(samples[i], (self.get(samples[i]) ?? 0) + weight)
-  const fns = new Map()
-  const files = new Map()
-  for (const [id, us] of self) {
-    const cf = byId.get(id).callFrame
-    const file = shortUrl(cf.url)
-    let key = `${cf.functionName || '(anonymous)'}${file ? ` ${file}:${cf.lineNumber + 1}` : ''}`
-    // A native function is named after its caller too: koffi's calls all carry one name (that of
-    // the last function declared), and Node's bindings (connect, close...) are clearer with theirs.
-    if (!file && !cf.functionName.startsWith('(')) key = `${key} (native) <- ${parentOf.get(id)?.callFrame.functionName || '?'}`
-    fns.set(key, (fns.get(key) ?? 0) + us)
-    const where = file ? file.replace(/:\d+$/, '') : cf.functionName.startsWith('(') ? cf.functionName : '(native)'
-    files.set(where, (files.get(where) ?? 0) + us)
-  }
-  return { fns, files }
-}
-
-function shortUrl(url) {
-  if (!url) return ''
-  let u = url.replace(/^file:\/\//, '')
-  const m = /(?:packages|node_modules|bench)\/.*$/.exec(u)
-  if (m) u = m[0]
-  return u.replace(/^packages\/([^/]+)\/(?:dist\/(?:esm|cjs)|src)\//, '$1/')
 }
 
 const dir = args.save ?? mkdtempSync(join(tmpdir(), 'fdrecycle-profile-'))
