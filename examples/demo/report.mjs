@@ -72,8 +72,8 @@ export function printReport(r) {
   say(`The client used ${fmt(q.cpuUsPerConnection, 1)} µs of CPU per recycled connection against ${fmt(p.cpuUsPerConnection, 1)} µs per plain one (${cpuDelta >= 0 ? '+' : ''}${Math.round(cpuDelta * 100)}%; kernel part ${fmt(q.cpuSystemUsPerConnection, 1)} vs ${fmt(p.cpuSystemUsPerConnection, 1)} µs).` +
     (ratio.median < 1 && cpuDelta > 0
       ? ` User (JavaScript) time per connection was ${fmt(q.cpuUserUsPerConnection, 1)} vs ${fmt(p.cpuUserUsPerConnection, 1)} µs. ` +
-        'A likely reason: the recycled path runs more JavaScript per connection (the pool, waiting for the backend to close first, the AF_UNSPEC call through an FFI), ' +
-        `and ${q.cpuSystemUsPerConnection < p.cpuSystemUsPerConnection ? 'the kernel time it saved did not make up for it' : 'it saved no kernel time in this run'}.`
+        `${q.cpuSystemUsPerConnection < p.cpuSystemUsPerConnection ? 'The kernel time it saved did not make up for that' : 'It saved no kernel time in this run'}. ` +
+        'This run does not show where the time goes: `node bench/demo-profile.mjs` splits it per protocol (--workload line or http) and per function (bench/README.md).'
       : ''))
   const busy = r.loadAverage.start > r.cpus || r.loadAverage.end > r.cpus
   say(`Load average ${fmt(r.loadAverage.start, 1)} at the start and ${fmt(r.loadAverage.end, 1)} at the end on ${r.cpus} CPUs` +
