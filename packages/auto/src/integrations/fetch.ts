@@ -4,10 +4,10 @@
 // overwrites '.1' with a wrapper of it). When nothing is there yet, it becomes an undici 7 Agent
 // whose connector is undiciConnector(), under both keys; a dispatcher the app sets, before or
 // after, is its own (setGlobalDispatcher() replaces ours).
-import { undiciConnector } from '@fdrecycle/http-adapter'
 import { hookFile, inRange, packageVersion, type VersionRange } from '../hook.js'
 import type { Integration } from '../integration.js'
 import { localRequire } from '../local-require.js'
+import { httpAdapter } from './http-adapter.js'
 
 export const UNDICI_RANGE: VersionRange = { min: [6, 0, 0], maxMajor: 7, text: '>=6.0.0 <8' }
 
@@ -26,7 +26,7 @@ export const fetch: Integration = {
     let ours: object | undefined
     if (g[kGlobalDispatcher] === undefined && g[kGlobalDispatcher2] === undefined) {
       const undici = localRequire('undici') as Undici
-      ours = new undici.Agent({ connect: undiciConnector(recycler) })
+      ours = new undici.Agent({ connect: httpAdapter().undiciConnector(recycler) })
       undici.setGlobalDispatcher(ours)
       // undici 8's key, with the attributes its setGlobalDispatcher() gives it (it redefines it).
       if (g[kGlobalDispatcher2] === undefined) {
@@ -37,14 +37,14 @@ export const fetch: Integration = {
     }
     // The app's own undici shares that dispatcher: it must be one that drives ours.
     // (its main file for `require`, lib/global.js below an ESM `import`: see hook.ts)
-    const check = (exports: unknown, basedir: string): unknown => {
+    const check = (moduleExports: unknown, basedir: string): unknown => {
       const version = packageVersion(basedir)
       if (version === null || !inRange(version, UNDICI_RANGE)) {
         skip(`undici ${version ?? '(unknown version)'} in ${basedir} is outside the tested range ${UNDICI_RANGE.text}; its requests through the global dispatcher are not covered`)
       }
-      return exports
+      return moduleExports
     }
-    const unhooks = [hookFile('undici/index.js', check), hookFile('undici/lib/global.js', check)]
+    const unhooks = [hookFile('undici', check), hookFile('undici/lib/global', check)]
     return () => {
       for (const unhook of unhooks) unhook()
       for (const key of [kGlobalDispatcher, kGlobalDispatcher2]) {

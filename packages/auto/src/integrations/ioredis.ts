@@ -23,14 +23,14 @@ export const ioredis: Integration = {
   install({ recycler, skip }) {
     const Connector = recycledConnector(recycler)
     const patched: RedisPrototype[] = []
-    const unhook = hookFile('ioredis/built/Redis.js', (exports, basedir) => {
+    const unhook = hookFile('ioredis/built/Redis', (moduleExports, basedir) => {
       const version = packageVersion(basedir)
       if (version === null || !inRange(version, IOREDIS_RANGE)) {
         skip(`ioredis ${version ?? '(unknown version)'} in ${basedir} is outside the tested range ${IOREDIS_RANGE.text}; its connections stay plain`)
-        return exports
+        return moduleExports
       }
-      const proto = (exports as { default?: { prototype?: RedisPrototype } }).default?.prototype
-      if (!proto || typeof proto.parseOptions !== 'function' || proto[kOriginal]) return exports
+      const proto = (moduleExports as { default?: { prototype?: RedisPrototype } }).default?.prototype
+      if (!proto || typeof proto.parseOptions !== 'function' || proto[kOriginal]) return moduleExports
       const original = proto.parseOptions
       // In place: the class is shared by every importer, also one that loaded it before us.
       proto[kOriginal] = original
@@ -40,7 +40,7 @@ export const ioredis: Integration = {
         if (options && !options.Connector && !options.sentinels) options.Connector = Connector
       }
       patched.push(proto)
-      return exports
+      return moduleExports
     })
     return () => {
       unhook()
