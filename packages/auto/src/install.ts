@@ -52,7 +52,13 @@ export function install({ env = process.env, integrations = allIntegrations }: I
     throw err
   }
   debug('auto: installed %s', installed.join(', '))
-  return { installed, uninstall: () => undo.reverse().forEach((u) => u()) }
+  let undone = false
+  const uninstall = (): void => {
+    if (undone) return
+    undone = true
+    for (const u of undo.reverse()) u()
+  }
+  return { installed, uninstall }
 }
 
 /**
@@ -86,7 +92,8 @@ function skipper(name: IntegrationName): (reason: string) => void {
 
 /**
  * The preload's entry: install() once per process. A bad configuration ends the process here,
- * with one line on stderr and exit code 78 (EX_CONFIG), before the app's first line runs.
+ * with one line on stderr and exit code 78 (EX_CONFIG), before the app's first line runs; an
+ * integration that failed to install (a bug: its stack is printed) with 70 (EX_SOFTWARE).
  */
 export function installOnce(): InstallResult {
   const g = globalThis as unknown as Record<symbol, InstallResult | undefined>
@@ -97,8 +104,9 @@ export function installOnce(): InstallResult {
     g[kInstalled] = result
     return result
   } catch (err) {
-    const message = err instanceof AutoConfigError ? err.message : `could not install: ${(err as Error)?.stack ?? String(err)}`
+    const config = err instanceof AutoConfigError
+    const message = config ? err.message : `could not install: ${(err as Error)?.stack ?? String(err)}`
     process.stderr.write(`@fdrecycle/auto: ${message} (the app was not started: fix it, or set FDRECYCLE_DISABLE=1)\n`)
-    process.exit(78)
+    process.exit(config ? 78 : 70)
   }
 }

@@ -92,6 +92,7 @@ describe.runIf(isRecyclingSupported())('install()', () => {
     const result = install({ env: { FDRECYCLE_CLIENTS: 'http,pg' }, integrations: ['pg', 'ioredis', 'http'].map((n) => fake(n as IntegrationName, log)) })
     expect(result.installed).toEqual(['pg', 'http'])
     result.uninstall()
+    result.uninstall()
     expect(log).toEqual(['install pg', 'install http', 'undo http', 'undo pg'])
   })
 
