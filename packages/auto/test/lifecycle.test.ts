@@ -75,8 +75,8 @@ describe.runIf(isLinux && isRecyclingSupported())('process lifecycle with the pr
     expect(lastLine(r.stdout)).toMatchObject({ installed: [], pgStream: 'Socket', ioredisConnector: 'StandaloneConnector', httpAgent: 'Agent' })
   }, 60_000)
 
-  it('a client version outside the tested range: one warning, that client left plain, the others patched', async () => {
-    // a pg 7 where the app resolves pg: its own node_modules, beside the fixtures
+  it('client versions outside the tested ranges (pg 7, undici 8): one warning each, those left plain, the others patched', async () => {
+    // a pg 7 where the app resolves pg: its own node_modules, outside the workspace
     const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-auto-versions-'))
     try {
       const pg = join(dir, 'node_modules', 'pg')
@@ -84,18 +84,26 @@ describe.runIf(isLinux && isRecyclingSupported())('process lifecycle with the pr
       writeFileSync(join(pg, 'package.json'), JSON.stringify({ name: 'pg', version: '7.18.2', main: 'lib/index.js' }))
       writeFileSync(join(pg, 'lib', 'connection.js'), 'module.exports = class Connection { constructor(c = {}) { this.stream = c.stream || "plain" } }\n')
       writeFileSync(join(pg, 'lib', 'index.js'), 'const Connection = require("./connection")\nmodule.exports = { Connection }\n')
+      // and an undici 8, which reads the global dispatcher too: fetch() and it are left plain
+      const undici = join(dir, 'node_modules', 'undici')
+      mkdirSync(join(undici, 'lib'), { recursive: true })
+      writeFileSync(join(undici, 'package.json'), JSON.stringify({ name: 'undici', version: '8.0.0', main: 'index.js' }))
+      writeFileSync(join(undici, 'index.js'), 'module.exports = require("./lib/global")\n')
+      writeFileSync(join(undici, 'lib', 'global.js'), 'module.exports = { version: 8 }\n')
       writeFileSync(join(dir, 'app.cjs'), [
         'const { Connection } = require("pg")',
         'const http = require("node:http")',
-        'console.log(JSON.stringify({ stream: new Connection().stream, agent: http.globalAgent.constructor.name }))',
+        'const dispatcher = globalThis[Symbol.for("undici.globalDispatcher.1")] ?? globalThis[Symbol.for("undici.globalDispatcher.2")] ?? null',
+        'console.log(JSON.stringify({ stream: new Connection().stream, agent: http.globalAgent.constructor.name, undici: require("undici").version, dispatcher }))',
         'require("pg/lib/connection")', // a second load of the same file: still one warning
       ].join('\n'))
       const r = await runNode(['-r', join(fixtures, '..', '..', 'dist', 'cjs', 'index.js'), join(dir, 'app.cjs')])
       expect(r.code).toBe(0)
-      expect(lastLine(r.stdout)).toEqual({ stream: 'plain', agent: 'RecycledAgent' })
+      expect(lastLine(r.stdout)).toEqual({ stream: 'plain', agent: 'RecycledAgent', undici: 8, dispatcher: null })
       const warnings = r.stderr.split('\n').filter((l) => l.includes('FDRECYCLE_AUTO_SKIPPED'))
-      expect(warnings).toHaveLength(1)
-      expect(warnings[0]).toMatch(/\(pg\): pg 7\.18\.2 in .+ is outside the tested range >=8\.9\.0 <9; its connections stay plain/)
+      expect(warnings).toHaveLength(2)
+      expect(warnings[0]).toMatch(/\(fetch\): the app's undici 8\.0\.0 in .+ is outside the tested range >=6\.0\.0 <8; global fetch\(\) and undici are left plain/)
+      expect(warnings[1]).toMatch(/\(pg\): pg 7\.18\.2 in .+ is outside the tested range >=8\.9\.0 <9; its connections stay plain/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -10,7 +10,8 @@
 // of node:http on Node 22+ (its WebSocket getter). It is told apart by its class: an `Agent` (or
 // undici 8's `Dispatcher1Wrapper`) that is no class of an undici package loaded here; only Node's
 // bundled copy makes such instances.
-import { sep } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join, resolve, sep } from 'node:path'
 import { hookFile, inRange, packageVersion, type VersionRange } from '../hook.js'
 import type { Integration } from '../integration.js'
 import { localRequire } from '../local-require.js'
@@ -30,6 +31,13 @@ export const fetch: Integration = {
   name: 'fetch',
   install({ recycler, skip }) {
     const g = globalThis as unknown as Record<symbol, unknown>
+    // The app's own undici shares the global dispatcher: one outside the tested range (undici 8
+    // reads it too) keeps fetch() and itself on their own.
+    const apps = appsUndici()
+    if (apps && !inRange(apps.version, UNDICI_RANGE)) {
+      skip(`the app's undici ${apps.version} in ${apps.basedir} is outside the tested range ${UNDICI_RANGE.text}; global fetch() and undici are left plain`)
+      return () => {}
+    }
     let ours: object | undefined
     const current = g[kGlobalDispatcher2] ?? g[kGlobalDispatcher]
     if (current === undefined || isNodesDefault(current)) {
@@ -41,23 +49,38 @@ export const fetch: Integration = {
     } else {
       skip(`a global dispatcher (${describe(current)}) was set before @fdrecycle/auto ran; it is left alone`)
     }
-    // The app's own undici shares that dispatcher: it must be one that drives ours.
-    // (its main file for `require`, lib/global.js below an ESM `import`: see hook.ts)
+    // Another undici loaded later (not the one the app's directory resolves) is only checked: by
+    // then it shares our dispatcher. Its lib/global.js is required by its main file (undici 5 to
+    // 8) under `require` and `import` alike; hooking the main file by name would hand every file
+    // of undici to the hook.
     const check = (moduleExports: unknown, basedir: string): unknown => {
       const version = packageVersion(basedir)
       if (version === null || !inRange(version, UNDICI_RANGE)) {
-        skip(`undici ${version ?? '(unknown version)'} in ${basedir} is outside the tested range ${UNDICI_RANGE.text}; its requests through the global dispatcher are not covered`)
+        skip(`undici ${version ?? '(unknown version)'} in ${basedir} is outside the tested range ${UNDICI_RANGE.text}; it drives the global dispatcher of @fdrecycle/auto (an undici 7 Agent), untested`)
       }
       return moduleExports
     }
-    const unhooks = [hookFile('undici', check), hookFile('undici/lib/global', check)]
+    const unhook = hookFile('undici/lib/global', check)
     return () => {
-      for (const unhook of unhooks) unhook()
+      unhook()
       for (const key of [kGlobalDispatcher, kGlobalDispatcher2]) {
         if (ours !== undefined && g[key] === ours) g[key] = undefined
       }
     }
   },
+}
+
+/** The undici the app resolves (from its main script's directory, else the working directory), if any. */
+function appsUndici(): { version: string; basedir: string } | null {
+  const main = process.argv[1]
+  let manifest: string
+  try {
+    manifest = createRequire(main ? resolve(main) : join(process.cwd(), 'noop.js')).resolve('undici/package.json')
+  } catch {
+    return null
+  }
+  const basedir = dirname(manifest)
+  return { version: packageVersion(basedir) ?? '(unknown version)', basedir }
 }
 
 /** Whether `dispatcher` is Node's own default (see above). */
