@@ -80,6 +80,10 @@ export default defineConfig({
         test: {
           name: 'auto',
           include: ['packages/auto/test/**/*.test.ts'],
+          // One file at a time: their child processes share one PostgreSQL, and a plain run's
+          // client TIME_WAIT on a local port that a recycled run of another file used before would
+          // be counted against it (TIME_WAIT is attributed by port).
+          fileParallelism: false,
           globalSetup: ['test/setup/postgres.ts', 'test/setup/redis.ts', 'test/setup/nginx.ts'],
         },
       },

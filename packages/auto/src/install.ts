@@ -1,6 +1,7 @@
 import { configureDefaultRecycler, defaultRecycler, isFdRecycleError, isRecyclingSupported, type SocketRecycler } from '@fdrecycle/core'
 import { debuglog } from 'node:util'
 import { AutoConfigError, readConfig, type AutoConfig } from './config.js'
+import { drainAtExit } from './exit-drain.js'
 import type { Integration, IntegrationName } from './integration.js'
 import { integrations as allIntegrations } from './integrations/index.js'
 
@@ -40,7 +41,7 @@ export function install({ env = process.env, integrations = allIntegrations }: I
   if (!recycler?.recycling) return none(config.options?.mode === 'passthrough' ? 'passthrough' : 'unsupported')
   const selected = integrations.filter((i) => config.clients.has(i.name))
   if (selected.length === 0) return none('no clients')
-  const undo: (() => void)[] = []
+  const undo: (() => void)[] = [drainAtExit(recycler)]
   const installed: IntegrationName[] = []
   try {
     for (const integration of selected) {

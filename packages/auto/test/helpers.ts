@@ -64,9 +64,9 @@ export interface ClientReport {
   localPorts?: number[]
 }
 
-export function parseReport(stdout: string): { clients: Record<string, ClientReport> } {
+export function parseReport(stdout: string): { clients: Record<string, ClientReport>; atExit: Stats | null } {
   const line = stdout.trim().split('\n').pop() ?? ''
-  return JSON.parse(line) as { clients: Record<string, ClientReport> }
+  return JSON.parse(line) as { clients: Record<string, ClientReport>; atExit: Stats | null }
 }
 
 /** after - before of one counter of a client's phase. */
@@ -83,7 +83,11 @@ export function checkRecycled(what: string, r: ChildResult, plain: Record<string
   expect(r.stderr, what).toBe('')
   expect(r.signal, what).toBeNull()
   expect(r.code, what).toBe(0)
-  const { clients } = parseReport(r.stdout)
+  const { clients, atExit } = parseReport(r.stdout)
+  // At exit every connection had its goodbye, the peer's FIN first (pg Terminate, Redis QUIT,
+  // HTTP `Connection: close`): none left draining for the exit to close with our FIN first.
+  expect(atExit, what).toMatchObject({ mode: 'recycling', draining: 0, finSentFirst: 0, resetsSent: 0 })
+  expect(atExit!.peerClosedFirst, what).toBe(atExit!.connections)
   for (const name of names) {
     const c = clients[name]!
     expect(c.results, `${what} ${name}`).toEqual(plain[name]!.results)
@@ -93,9 +97,9 @@ export function checkRecycled(what: string, r: ChildResult, plain: Record<string
     expect(delta(c, 'reusedConnections'), `${what} ${name}`).toBeGreaterThan(0)
     expect(delta(c, 'fdsCreated'), `${what} ${name}`).toBeLessThan(rounds)
   }
-  console.log(`${what}: ${names.map((n) => `${n} ${delta(clients[n]!, 'connections')} connections, ${delta(clients[n]!, 'reusedConnections')} reused, ${delta(clients[n]!, 'fdsCreated')} fds created`).join('; ')}`)
+  console.log(`${what}: ${names.map((n) => `${n} ${delta(clients[n]!, 'connections')} connections, ${delta(clients[n]!, 'reusedConnections')} reused, ${delta(clients[n]!, 'fdsCreated')} fds created, ${delta(clients[n]!, 'finSentFirst')} FIN first`).join('; ')}`)
   if (!names.includes('pg')) return
-  // pg's Terminate: the server closes first, no TIME_WAIT on this side of any of its connections
+  // so no TIME_WAIT on this side of any pg connection
   expect(clients.pg!.localPorts, what).toHaveLength(rounds)
   if (hasSs()) expect(timeWaitCount(pgPort, 'client', clients.pg!.localPorts), what).toBe(0)
 }

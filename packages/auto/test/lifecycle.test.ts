@@ -1,6 +1,8 @@
 // The preload never keeps a process alive, patches a client loaded before it where it can, says
 // once (a warning) where it cannot, and installs nothing where the recycler would not recycle.
+import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, inject, it } from 'vitest'
@@ -43,6 +45,29 @@ describe.runIf(isLinux && isRecyclingSupported())('process lifecycle with the pr
     expect(own.code).toBe(0)
     expect(lastLine(own.stdout)).toEqual({ status: 200, appsOwn: true, connections: 0 })
     expect(own.stderr).toMatch(/\(fetch\): a global dispatcher \(an? Agent\) was set before @fdrecycle\/auto ran; it is left alone/)
+  }, 60_000)
+
+  it("at the app's end, a socket whose FIN waits for the peer's gets that goodbye before the exit (bounded by finDelayMs)", async () => {
+    // HTTP/1.1 by hand: the response, then the server's FIN 1.5 s later
+    const server = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+        setTimeout(() => socket.end(), 1500)
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    try {
+      const env = { AUTO_URL: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, FDRECYCLE_OPTIONS: '{"finDelayMs":10000}' }
+      const r = await runNode(['--import', '@fdrecycle/auto', 'late-close.mjs'], env, 30_000)
+      expect(r.stderr).toBe('')
+      expect(r.signal).toBeNull()
+      expect(r.code).toBe(0)
+      // the server closed first; without the wait the exit would have closed the fd mid-drain
+      expect(lastLine(r.stdout).atExit).toMatchObject({ connections: 1, peerClosedFirst: 1, finSentFirst: 0, draining: 0 })
+    } finally {
+      server.close()
+    }
   }, 60_000)
 
   it('clients loaded before it by another preload: ioredis patched in place, pg left plain with one warning', async () => {
