@@ -50,7 +50,8 @@ describe.runIf(isLinux && isRecyclingSupported())('the lowest tested versions of
   for (const app of ['app.mjs', 'app.cjs']) {
     for (const flag of ['--import', '-r'] as const) {
       it(`${app} with ${flag}: same responses, every client recycled`, async () => {
-        const r = await runNode([flag, preload[flag], join(dir, app)], env)
+        // the fixed FIN wait, as in preload.test.ts (which says why)
+        const r = await runNode([flag, preload[flag], join(dir, app)], { ...env, FDRECYCLE_OPTIONS: '{"releasePolicy":"fixed"}' })
         checkRecycled(`lowest ${app} ${flag}`, r, plain, CLIENTS, ROUNDS, inject('pg').plain.port)
       }, 120_000)
     }
