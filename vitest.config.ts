@@ -12,6 +12,7 @@ const alias = {
   '@fdrecycle/http-adapter': here('./packages/http-adapter/src/index.ts'),
   '@fdrecycle/mysql-adapter': here('./packages/mysql-adapter/src/index.ts'),
   '@fdrecycle/postgresjs-adapter': here('./packages/postgresjs-adapter/src/index.ts'),
+  '@fdrecycle/auto': here('./packages/auto/src/index.ts'),
 }
 
 // FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici, mysql2, postgres) installed under
@@ -72,6 +73,18 @@ export default defineConfig({
           name: 'postgresjs',
           include: ['packages/postgresjs-adapter/test/**/*.test.ts'],
           globalSetup: ['test/setup/postgres.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'auto',
+          include: ['packages/auto/test/**/*.test.ts'],
+          // One file at a time: their child processes share one PostgreSQL, and a plain run's
+          // client TIME_WAIT on a local port that a recycled run of another file used before would
+          // be counted against it (TIME_WAIT is attributed by port).
+          fileParallelism: false,
+          globalSetup: ['test/setup/postgres.ts', 'test/setup/redis.ts', 'test/setup/nginx.ts'],
         },
       },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },

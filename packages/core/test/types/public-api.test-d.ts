@@ -3,7 +3,7 @@
 import net from 'node:net'
 import type tls from 'node:tls'
 import {
-  RecycledSocket, SocketRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError, tlsConnectOverSocket,
+  RecycledSocket, SocketRecycler, configureDefaultRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError, tlsConnectOverSocket,
   type RecycledConnectOpts, type RecyclerStats,
 } from '../../src/index.js'
 
@@ -46,6 +46,9 @@ const stats: RecyclerStats = recycler.stats()
 const n: number = stats.peerClosedFirst + stats.draining
 void n
 const d: SocketRecycler = defaultRecycler()
+configureDefaultRecycler({ finDelayMs: 500 })
+// @ts-expect-error an unknown option
+configureDefaultRecycler({ finDelay: 500 })
 void d
 const e: unknown = new RecyclerClosedError()
 if (isFdRecycleError(e)) {
