@@ -36,6 +36,7 @@ const USAGE = `usage: npm start -w @fdrecycle/example-microservice [-- options]
   --only <arm>       run one arm: plain or auto
   --json <file>      also write the figures to <file> as JSON`
 
+const EXIT_BOUND_MS = 20_000
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ARMS = { plain: { label: 'plain', host: LOOPBACKS[1], execArgv: [] }, auto: { label: 'with auto', host: LOOPBACKS[2], execArgv: ['--import', '@fdrecycle/auto'] } }
 
@@ -200,11 +201,20 @@ async function runArm(arm) {
     const started = process.hrtime.bigint()
     const responses = await load(new URL(m[1]))
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const beforeStop = Object.fromEntries(Object.entries(destinations).map(([k, [u, p]]) => [k, timeWait(u, p)]))
     // SIGTERM to the service itself (strace's child, from /proc): strace exits with it.
     const servicePid = strace.ok ? tracedPid(child.pid) : child.pid
     if (servicePid === null) throw new Error(`no process traced by strace (pid ${child.pid})`)
     process.kill(servicePid, 'SIGTERM')
+    // The service exits on its own once its server, pool and clients are closed; a bound on it, so
+    // that something holding its event loop open fails the run instead of hanging it.
+    const hung = setTimeout(() => {
+      stderr += `\nrun.mjs: the service did not exit within ${EXIT_BOUND_MS} ms of SIGTERM; killed\n`
+      stopPid(servicePid)
+      stopPid(child.pid)
+    }, EXIT_BOUND_MS)
     const [code, signal] = await exited
+    clearTimeout(hung)
     if (code !== 0) throw new Error(`service (${arm}) exited (${code ?? signal}) after SIGTERM: ${stderr.trim().slice(-1500)}`)
     const after = Object.fromEntries(Object.entries(destinations).map(([k, [u, p]]) => [k, timeWait(u, p)]))
     const trace = strace.ok ? parseStrace(readFileSync(traceFile, 'utf8')) : null
@@ -216,6 +226,7 @@ async function runArm(arm) {
         connects: trace ? (trace.connects.get(key) ?? 0) : null,
         sockets: trace ? (trace.sockets.get(key) ?? 0) : null,
         timeWait: after[name] && before[name] ? [...after[name]].filter((e) => !before[name].has(e)).length : null,
+        timeWaitBeforeStop: beforeStop[name] && before[name] ? [...beforeStop[name]].filter((e) => !before[name].has(e)).length : null,
       }
     }
     const ok = responses.filter((r) => r.status === 200).length

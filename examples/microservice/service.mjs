@@ -10,8 +10,9 @@
 //
 // GET /item/<id> (id: 1 to 1000000) answers { id, pg, redis, upstream }: a query, a SET/GET and an
 // upstream call, each computed from the id so that two runs give the same answers. It prints
-// `listening on http://host:port` once it accepts requests, and on SIGTERM/SIGINT stops taking
-// requests, ends the pool and exits.
+// `listening on http://host:port` once it accepts requests. On SIGTERM/SIGINT it stops taking
+// requests and ends the pool, and Node exits once nothing is left open (no process.exit(): a
+// connection still closing would be cut short by it).
 import http from 'node:http'
 import Redis from 'ioredis'
 import pg from 'pg'
@@ -91,7 +92,10 @@ function stop() {
   stopping = true
   server.close()
   server.closeIdleConnections()
-  pool.end().then(() => process.exit(0), () => process.exit(1))
+  pool.end().catch((err) => {
+    console.error(`service: pool.end(): ${err.message}`)
+    process.exitCode = 1
+  })
 }
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)
