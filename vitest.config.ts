@@ -12,6 +12,7 @@ const alias = {
   '@fdrecycle/http-adapter': here('./packages/http-adapter/src/index.ts'),
   '@fdrecycle/mysql-adapter': here('./packages/mysql-adapter/src/index.ts'),
   '@fdrecycle/postgresjs-adapter': here('./packages/postgresjs-adapter/src/index.ts'),
+  '@fdrecycle/auto': here('./packages/auto/src/index.ts'),
 }
 
 // FDRECYCLE_PEERS_DIR=<prefix>: the peer clients (pg, ioredis, ioredis5, undici) installed under
@@ -72,6 +73,14 @@ export default defineConfig({
           name: 'postgresjs',
           include: ['packages/postgresjs-adapter/test/**/*.test.ts'],
           globalSetup: ['test/setup/postgres.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'auto',
+          include: ['packages/auto/test/**/*.test.ts'],
+          globalSetup: ['test/setup/postgres.ts', 'test/setup/redis.ts', 'test/setup/nginx.ts'],
         },
       },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },

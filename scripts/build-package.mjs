@@ -16,7 +16,10 @@ mkdirSync(join(cwd, 'dist/cjs'), { recursive: true })
 writeFileSync(join(cwd, 'dist/cjs/package.json'), '{ "type": "commonjs" }\n')
 writeFileSync(join(cwd, 'dist/esm/package.json'), '{ "type": "module" }\n')
 // Files that need `import.meta` in ESM get their CommonJS twin here (TS cannot emit it to CJS).
-const cjsTwins = { 'ffi/koffi-require.js': '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.koffiRequire = require;\n' }
+const cjsTwins = {
+  'ffi/koffi-require.js': '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.koffiRequire = require;\n',
+  'local-require.js': '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.localRequire = require;\n',
+}
 for (const [file, text] of Object.entries(cjsTwins)) {
   if (existsSync(join(cwd, 'dist/cjs', file))) writeFileSync(join(cwd, 'dist/cjs', file), text)
 }

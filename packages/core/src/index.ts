@@ -1,4 +1,4 @@
-export { SocketRecycler, defaultRecycler, type RecyclerStats, type RecycledConnectOpts, type RecycledSocketOptions } from './recycler.js'
+export { SocketRecycler, defaultRecycler, configureDefaultRecycler, type RecyclerStats, type RecycledConnectOpts, type RecycledSocketOptions } from './recycler.js'
 export { RecycledSocket } from './recycled-socket.js'
 export { isRecyclingSupported, recyclingSupport, TESTED_NODE_MAJORS, type RecyclingSupport } from './support.js'
 export { observeWrites } from './internals/write-observer.js'

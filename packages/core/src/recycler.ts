@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import { debug } from './diagnostics.js'
-import { RecyclerClosedError, UnsupportedError } from './errors.js'
+import { InvalidArgumentError, RecyclerClosedError, UnsupportedError } from './errors.js'
 import { FdPool } from './fd-pool.js'
 import { normalizeConnectArgs } from './connect-args.js'
 import { validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions } from './options.js'
@@ -167,14 +167,37 @@ function constructorOptions(options: Record<string, unknown>): net.SocketConstru
  * has one, however many copies of this package it loaded (ESM and CJS builds, two installs).
  */
 const kDefaultRecycler = Symbol.for('fdrecycle.defaultRecycler')
+/** The options the default recycler is created with (configureDefaultRecycler), as kDefaultRecycler. */
+const kDefaultOptions = Symbol.for('fdrecycle.defaultRecyclerOptions')
 
-/** One recycler per process with default options, for drop-in use by the adapters. */
+type DefaultSlots = Record<symbol, SocketRecycler | RecyclerOptions | undefined>
+
+/** One recycler per process (options from configureDefaultRecycler(), else the defaults), for drop-in use by the adapters. */
 export function defaultRecycler(): SocketRecycler {
-  const g = globalThis as unknown as Record<symbol, SocketRecycler | undefined>
-  let instance = g[kDefaultRecycler]
+  const g = globalThis as unknown as DefaultSlots
+  let instance = g[kDefaultRecycler] as SocketRecycler | undefined
   if (!instance || instance.closed) {
-    instance = new SocketRecycler()
+    instance = new SocketRecycler(g[kDefaultOptions] as RecyclerOptions | undefined)
     g[kDefaultRecycler] = instance
   }
   return instance
+}
+
+/**
+ * Sets the options of the process's default recycler, before its first use (a preload such as
+ * @fdrecycle/auto does this from the environment). They are validated now, and also serve the
+ * default recycler that replaces a closed one.
+ *
+ * @throws InvalidOptionError (`ERR_FDRECYCLE_INVALID_OPTION`) for an invalid option.
+ * @throws InvalidArgumentError (`ERR_FDRECYCLE_INVALID_ARGUMENT`) once an open default recycler
+ *   exists: its options can no longer change.
+ */
+export function configureDefaultRecycler(options: RecyclerOptions): void {
+  validateOptions(options)
+  const g = globalThis as unknown as DefaultSlots
+  const instance = g[kDefaultRecycler] as SocketRecycler | undefined
+  if (instance && !instance.closed) {
+    throw new InvalidArgumentError('configureDefaultRecycler() must come before the first defaultRecycler(): the default recycler already exists')
+  }
+  g[kDefaultOptions] = Object.freeze({ ...options })
 }

@@ -1,4 +1,8 @@
 import type { Integration } from '../integration.js'
+import { fetch } from './fetch.js'
+import { httpAgents } from './http.js'
+import { ioredis } from './ioredis.js'
+import { pg } from './pg.js'
 
 /** Every integration, in the order they are installed. */
-export const integrations: readonly Integration[] = []
+export const integrations: readonly Integration[] = [pg, ioredis, httpAgents, fetch]

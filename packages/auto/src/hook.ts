@@ -1,0 +1,91 @@
+// Where a client's module is patched: require-in-the-middle (the hook OpenTelemetry's
+// instrumentations use) for every load from now on, and require.cache for what a module loaded
+// before this preload ran.
+//
+// pg, ioredis and undici are CommonJS. An ESM `import` of them reaches their main file through
+// Node's ESM loader (Module._load, which require-in-the-middle does not wrap), but every file
+// *inside* the package is loaded by the package's own `require()`, which it does wrap: so the
+// integrations hook internal files (pg/lib/connection.js, ioredis/built/Redis.js), never a main
+// file. test/esm-import.test.ts checks this on the running Node.
+import { readFileSync } from 'node:fs'
+import { sep } from 'node:path'
+import { Hook } from 'require-in-the-middle'
+import { localRequire } from './local-require.js'
+
+/** A package's file, as require-in-the-middle names it: `pg/lib/connection.js`. */
+export type ModuleFile = string
+
+/**
+ * Called once for each copy of the file (one per installed copy of the package): `exports` is
+ * what the file exported, `basedir` the package's directory. `loadedBefore`: the file was already
+ * in require.cache when the hook was installed, so the return value reaches nobody (patch in place).
+ * Returns the exports to hand out.
+ */
+export type Patch = (exports: unknown, basedir: string, loadedBefore: boolean) => unknown
+
+/**
+ * Patches `file` (a package-relative path, `pg/lib/connection.js`) wherever and whenever it is
+ * loaded by `require` (also below an ESM `import` of its package). Returns the unhook.
+ */
+export function hookFile(file: ModuleFile, patch: Patch): () => void {
+  const seen = new WeakSet<object>()
+  const once = (exports: unknown, basedir: string, loadedBefore: boolean): unknown => {
+    if ((typeof exports !== 'object' && typeof exports !== 'function') || exports === null) return exports
+    if (seen.has(exports)) return exports
+    seen.add(exports)
+    const patched = patch(exports, basedir, loadedBefore)
+    if ((typeof patched === 'object' || typeof patched === 'function') && patched !== null) seen.add(patched)
+    return patched
+  }
+  for (const { exports, basedir } of loadedCopies(file)) once(exports, basedir, true)
+  const hook = new Hook([file], { internals: true }, (exports, _name, basedir) => once(exports, basedir ?? '', false) as typeof exports)
+  return () => hook.unhook()
+}
+
+/** Every copy of `file` already in require.cache (a module required before this hook). */
+export function loadedCopies(file: ModuleFile): { filename: string; exports: unknown; basedir: string }[] {
+  const found: { filename: string; exports: unknown; basedir: string }[] = []
+  const suffix = `${sep}node_modules${sep}${file.split('/').join(sep)}`
+  for (const [filename, module] of Object.entries(localRequire.cache)) {
+    if (!module || !filename.endsWith(suffix)) continue
+    const basedir = filename.slice(0, filename.length - suffix.length) + `${sep}node_modules${sep}${packageName(file).split('/').join(sep)}`
+    found.push({ filename, exports: module.exports, basedir })
+  }
+  return found
+}
+
+/** `pg` of `pg/lib/connection.js`, `@scope/name` of `@scope/name/x.js`. */
+export function packageName(file: ModuleFile): string {
+  const parts = file.split('/')
+  return file.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+}
+
+/** The `version` in `<basedir>/package.json`, or null if it cannot be read. */
+export function packageVersion(basedir: string): string | null {
+  try {
+    const manifest = JSON.parse(readFileSync(`${basedir}${sep}package.json`, 'utf8')) as { version?: unknown }
+    return typeof manifest.version === 'string' ? manifest.version : null
+  } catch {
+    return null
+  }
+}
+
+/** A tested range of a client: from `min` (major.minor.patch) through every version of `maxMajor`. */
+export interface VersionRange {
+  readonly min: readonly [number, number, number]
+  readonly maxMajor: number
+  /** as in the adapters' peerDependencies, for messages */
+  readonly text: string
+}
+
+/** Whether `version` (x.y.z, a prerelease counts as its release) is in `range`. */
+export function inRange(version: string, range: VersionRange): boolean {
+  const match = /^(\d+)\.(\d+)\.(\d+)/.exec(version)
+  if (!match) return false
+  const v = [Number(match[1]), Number(match[2]), Number(match[3])] as const
+  if (v[0] > range.maxMajor) return false
+  for (let i = 0; i < 3; i++) {
+    if (v[i]! !== range.min[i]!) return v[i]! > range.min[i]!
+  }
+  return true
+}
