@@ -290,7 +290,7 @@ if (results.plain && results.auto) {
 const cell = (x) => (x === null || x === undefined ? 'n/a' : String(x))
 const rows = [['', ...armNames.map((a) => ARMS[a].label)]]
 rows.push(['responses 200', ...armNames.map((a) => `${results[a].ok}/${REQUESTS}`)])
-rows.push(['wall time, s', ...armNames.map((a) => results[a].seconds.toFixed(2))])
+rows.push([strace.ok ? 'wall time under strace, s' : 'wall time, s', ...armNames.map((a) => results[a].seconds.toFixed(2))])
 for (const name of ['pg', 'redis', 'upstream']) {
   rows.push([`${name}: connect() calls`, ...armNames.map((a) => cell(results[a].perDestination[name].connects))])
   rows.push([`${name}: socket() calls`, ...armNames.map((a) => cell(results[a].perDestination[name].sockets))])
