@@ -303,7 +303,9 @@ console.log(`\nmicroservice: ${REQUESTS} requests, ${CONCURRENCY} in flight; pg.
 console.log(`${describe('PostgreSQL', givenPg, pgServer?.version)}; ${describe('redis-server', givenRedis, redisServer?.version)}; Node ${process.version}`)
 console.log(`socket()/connect(): strace -f -y of the service (socket() counted under the backend each socket first connected to); TIME_WAIT: ss, entries towards each backend new after the run\n`)
 for (const r of rows) console.log(r.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('   '))
-if (same) console.log(`\nresponses identical in both runs: ${same.identical} of ${same.of}`)
+console.log('')
+for (const arm of armNames) console.log(`${ARMS[arm].label.padEnd(9)} GET /item/1 -> ${results[arm].responses[0].status} ${results[arm].responses[0].body}`)
+if (same) console.log(`responses identical in both runs: ${same.identical} of ${same.of}`)
 for (const arm of armNames) if (results[arm].stderr) console.log(`\n[service ${arm} stderr]\n${results[arm].stderr.slice(-2000)}`)
 
 if (args.json) {
