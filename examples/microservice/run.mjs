@@ -16,7 +16,9 @@ import { fork, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
+import { lookup } from 'node:dns/promises'
 import { createRequire } from 'node:module'
+import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -60,6 +62,7 @@ function parseUrl(name, value, protocols) {
     usage(`--${name} is not a URL: ${value}`)
   }
   if (!protocols.includes(url.protocol)) usage(`--${name} must start with ${protocols.join(' or ')}, got ${value}`)
+  if (url.hostname === '') usage(`--${name} must name a TCP host (a Unix socket has nothing to recycle), got ${value}`)
   return url
 }
 
@@ -132,12 +135,18 @@ function urlsFor(arm) {
 }
 
 // ---- counting ----
-/** Client TIME_WAIT entries towards host:port, as "local peer" lines (null without ss). */
-function timeWait(url, defaultPort) {
-  if (!hasSs) return null
+/** The addresses a URL's host stands for, and its port: what connect() and ss see. */
+async function endpoint(url, defaultPort) {
   const host = url.hostname.replace(/^\[|\]$/g, '')
-  const port = Number(url.port || defaultPort)
-  const r = spawnSync('ss', ['-Htan', 'state', 'time-wait', `( dst ${host} and dport = :${port} )`], { encoding: 'utf8' })
+  const addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address)
+  return { addresses, port: Number(url.port || defaultPort) }
+}
+
+/** Client TIME_WAIT entries towards an endpoint, as "local peer" lines (null without ss). */
+function timeWait({ addresses, port }) {
+  if (!hasSs) return null
+  const dst = addresses.map((a) => `dst ${a}`).join(' or ')
+  const r = spawnSync('ss', ['-Htan', 'state', 'time-wait', `( ( ${dst} ) and dport = :${port} )`], { encoding: 'utf8' })
   if (r.status !== 0) return null
   return new Set(r.stdout.split('\n').map((l) => l.trim().split(/\s+/).slice(-2).join(' ')).filter((l) => l !== ''))
 }
@@ -167,8 +176,9 @@ function parseStrace(text) {
 // ---- one run of the service ----
 async function runArm(arm) {
   const urls = urlsFor(arm)
-  const destinations = { pg: [urls.pg, 5432], redis: [urls.redis, 6379], upstream: [urls.upstream, 80] }
-  const before = Object.fromEntries(Object.entries(destinations).map(([k, [u, p]]) => [k, timeWait(u, p)]))
+  const destinations = { pg: await endpoint(urls.pg, 5432), redis: await endpoint(urls.redis, 6379), upstream: await endpoint(urls.upstream, 80) }
+  const snapshot = () => Object.fromEntries(Object.entries(destinations).map(([k, e]) => [k, timeWait(e)]))
+  const before = snapshot()
   const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-microservice-'))
   const dropDir = onCleanup(`temp dir ${dir}`, () => rmSync(dir, { recursive: true, force: true }))
   const traceFile = join(dir, 'strace.txt')
@@ -201,7 +211,7 @@ async function runArm(arm) {
     const started = process.hrtime.bigint()
     const responses = await load(new URL(m[1]))
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    const beforeStop = Object.fromEntries(Object.entries(destinations).map(([k, [u, p]]) => [k, timeWait(u, p)]))
+    const beforeStop = snapshot()
     // SIGTERM to the service itself (strace's child, from /proc): strace exits with it.
     const servicePid = strace.ok ? tracedPid(child.pid) : child.pid
     if (servicePid === null) throw new Error(`no process traced by strace (pid ${child.pid})`)
@@ -216,15 +226,15 @@ async function runArm(arm) {
     const [code, signal] = await exited
     clearTimeout(hung)
     if (code !== 0) throw new Error(`service (${arm}) exited (${code ?? signal}) after SIGTERM: ${stderr.trim().slice(-1500)}`)
-    const after = Object.fromEntries(Object.entries(destinations).map(([k, [u, p]]) => [k, timeWait(u, p)]))
+    const after = snapshot()
     const trace = strace.ok ? parseStrace(readFileSync(traceFile, 'utf8')) : null
     const perDestination = {}
-    for (const [name, [url, defaultPort]] of Object.entries(destinations)) {
-      const key = `${url.hostname.replace(/^\[|\]$/g, '')}:${Number(url.port || defaultPort)}`
+    const sum = (counts, { addresses, port }) => addresses.reduce((n, a) => n + (counts.get(`${a}:${port}`) ?? 0), 0)
+    for (const [name, e] of Object.entries(destinations)) {
       perDestination[name] = {
-        address: key,
-        connects: trace ? (trace.connects.get(key) ?? 0) : null,
-        sockets: trace ? (trace.sockets.get(key) ?? 0) : null,
+        address: e.addresses.map((a) => `${a}:${e.port}`).join(' '),
+        connects: trace ? sum(trace.connects, e) : null,
+        sockets: trace ? sum(trace.sockets, e) : null,
         timeWait: after[name] && before[name] ? [...after[name]].filter((e) => !before[name].has(e)).length : null,
         timeWaitBeforeStop: beforeStop[name] && before[name] ? [...beforeStop[name]].filter((e) => !before[name].has(e)).length : null,
       }
