@@ -36,11 +36,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): AutoConfig {
   return { disabled, clients: parseClients(env.FDRECYCLE_CLIENTS), options: parseOptions(env.FDRECYCLE_OPTIONS) }
 }
 
+/** `1` as core reads it (it then reports recycling unsupported, process-wide). */
 function parseDisable(value: string | undefined): boolean {
-  const v = value?.trim().toLowerCase()
-  if (v === undefined || v === '' || v === '0' || v === 'false') return false
-  if (v === '1' || v === 'true') return true
-  throw new AutoConfigError('FDRECYCLE_DISABLE', `expected 1 (or true) to disable, 0 (or false, or unset) otherwise; received '${value}'`)
+  if (value === undefined || value === '' || value === '0') return false
+  if (value === '1') return true
+  throw new AutoConfigError('FDRECYCLE_DISABLE', `expected 1 to disable, or 0 (or unset); received '${value}'`)
 }
 
 function parseClients(value: string | undefined): ReadonlySet<IntegrationName> {

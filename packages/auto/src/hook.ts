@@ -5,56 +5,61 @@
 // pg, ioredis and undici are CommonJS. An ESM `import` of them reaches their main file through
 // Node's ESM loader (Module._load, which require-in-the-middle does not wrap), but every file
 // *inside* the package is loaded by the package's own `require()`, which it does wrap: so the
-// integrations hook internal files (pg/lib/connection.js, ioredis/built/Redis.js), never a main
-// file. test/esm-import.test.ts checks this on the running Node.
+// integrations hook internal files (pg/lib/connection.js, ioredis/built/Redis.js), never only a
+// main file. test/esm-import.test.ts checks this on the running Node.
 import { readFileSync } from 'node:fs'
 import { sep } from 'node:path'
 import { Hook } from 'require-in-the-middle'
 import { localRequire } from './local-require.js'
 
-/** A package's file, as require-in-the-middle names it: `pg/lib/connection.js`. */
+/**
+ * A package's file as require-in-the-middle names it: its path without `.js` (or `/index.js`):
+ * `pg/lib/connection` for pg/lib/connection.js, `undici` for undici's main index.js.
+ */
 export type ModuleFile = string
 
 /**
- * Called once for each copy of the file (one per installed copy of the package): `exports` is
+ * Called once for each copy of the file (one per installed copy of the package): `moduleExports` is
  * what the file exported, `basedir` the package's directory. `loadedBefore`: the file was already
  * in require.cache when the hook was installed, so the return value reaches nobody (patch in place).
  * Returns the exports to hand out.
  */
-export type Patch = (exports: unknown, basedir: string, loadedBefore: boolean) => unknown
+export type Patch = (moduleExports: unknown, basedir: string, loadedBefore: boolean) => unknown
 
 /**
- * Patches `file` (a package-relative path, `pg/lib/connection.js`) wherever and whenever it is
+ * Patches `file` (`pg/lib/connection`: see ModuleFile) wherever and whenever it is
  * loaded by `require` (also below an ESM `import` of its package). Returns the unhook.
  */
 export function hookFile(file: ModuleFile, patch: Patch): () => void {
   const seen = new WeakSet<object>()
-  const once = (exports: unknown, basedir: string, loadedBefore: boolean): unknown => {
-    if ((typeof exports !== 'object' && typeof exports !== 'function') || exports === null) return exports
-    if (seen.has(exports)) return exports
-    seen.add(exports)
-    const patched = patch(exports, basedir, loadedBefore)
+  const once = (moduleExports: unknown, basedir: string, loadedBefore: boolean): unknown => {
+    if ((typeof moduleExports !== 'object' && typeof moduleExports !== 'function') || moduleExports === null) return moduleExports
+    if (seen.has(moduleExports)) return moduleExports
+    seen.add(moduleExports)
+    const patched = patch(moduleExports, basedir, loadedBefore)
     if ((typeof patched === 'object' || typeof patched === 'function') && patched !== null) seen.add(patched)
     return patched
   }
-  for (const { exports, basedir } of loadedCopies(file)) once(exports, basedir, true)
-  const hook = new Hook([file], { internals: true }, (exports, _name, basedir) => once(exports, basedir ?? '', false) as typeof exports)
+  for (const copy of loadedCopies(file)) once(copy.exports, copy.basedir, true)
+  const hook = new Hook([file], { internals: true }, (moduleExports, _name, basedir) => once(moduleExports, basedir ?? '', false) as typeof moduleExports)
   return () => hook.unhook()
 }
 
 /** Every copy of `file` already in require.cache (a module required before this hook). */
 export function loadedCopies(file: ModuleFile): { filename: string; exports: unknown; basedir: string }[] {
   const found: { filename: string; exports: unknown; basedir: string }[] = []
-  const suffix = `${sep}node_modules${sep}${file.split('/').join(sep)}`
+  const path = `${sep}node_modules${sep}${file.split('/').join(sep)}`
+  const suffixes = [`${path}.js`, `${path}${sep}index.js`]
   for (const [filename, module] of Object.entries(localRequire.cache)) {
-    if (!module || !filename.endsWith(suffix)) continue
+    const suffix = suffixes.find((s) => filename.endsWith(s))
+    if (!module || !suffix) continue
     const basedir = filename.slice(0, filename.length - suffix.length) + `${sep}node_modules${sep}${packageName(file).split('/').join(sep)}`
     found.push({ filename, exports: module.exports, basedir })
   }
   return found
 }
 
-/** `pg` of `pg/lib/connection.js`, `@scope/name` of `@scope/name/x.js`. */
+/** `pg` of `pg/lib/connection`, `@scope/name` of `@scope/name/x`. */
 export function packageName(file: ModuleFile): string {
   const parts = file.split('/')
   return file.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!

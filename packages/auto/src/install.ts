@@ -98,7 +98,7 @@ export function installOnce(): InstallResult {
     return result
   } catch (err) {
     const message = err instanceof AutoConfigError ? err.message : `could not install: ${(err as Error)?.stack ?? String(err)}`
-    process.stderr.write(`@fdrecycle/auto: ${message}\n@fdrecycle/auto: the app was not started; fix the variable or set FDRECYCLE_DISABLE=1\n`)
+    process.stderr.write(`@fdrecycle/auto: ${message} (the app was not started: fix it, or set FDRECYCLE_DISABLE=1)\n`)
     process.exit(78)
   }
 }

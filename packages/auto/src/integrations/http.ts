@@ -1,17 +1,21 @@
 // node:http and node:https: the global agents (what a request without its own `agent` uses)
 // become RecycledAgent / RecycledHttpsAgent with the options of the agents they replace (Node's:
 // keepAlive, scheduling 'lifo', timeout 5000). A global agent the app already replaced is its own.
-import http from 'node:http'
-import https from 'node:https'
-import { RecycledAgent, RecycledHttpsAgent } from '@fdrecycle/http-adapter'
+import type httpTypes from 'node:http'
 import type { Integration } from '../integration.js'
+import { httpAdapter } from './http-adapter.js'
+import { localRequire } from '../local-require.js'
 
 /** Node's agents keep the options they were made with (not in @types/node). */
-const optionsOf = (agent: http.Agent): http.AgentOptions => (agent as http.Agent & { options: http.AgentOptions }).options
+const optionsOf = (agent: httpTypes.Agent): httpTypes.AgentOptions => (agent as httpTypes.Agent & { options: httpTypes.AgentOptions }).options
 
 export const httpAgents: Integration = {
   name: 'http',
   install({ recycler, skip }) {
+    // required, not imported: see http-adapter.ts
+    const http = localRequire('node:http') as typeof httpTypes
+    const https = localRequire('node:https') as typeof import('node:https')
+    const { RecycledAgent, RecycledHttpsAgent } = httpAdapter()
     const undo: (() => void)[] = []
     const httpAgent = http.globalAgent
     if (Object.getPrototypeOf(httpAgent) === http.Agent.prototype) {

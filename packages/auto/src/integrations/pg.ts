@@ -18,19 +18,19 @@ export const pg: Integration = {
   name: 'pg',
   install({ recycler, skip }) {
     const stream = pgStream(recycler)
-    return hookFile('pg/lib/connection.js', (exports, basedir, loadedBefore) => {
+    return hookFile('pg/lib/connection', (moduleExports, basedir, loadedBefore) => {
       const version = packageVersion(basedir)
       if (version === null || !inRange(version, PG_RANGE)) {
         skip(`pg ${version ?? '(unknown version)'} in ${basedir} is outside the tested range ${PG_RANGE.text}; its connections stay plain`)
-        return exports
+        return moduleExports
       }
       if (loadedBefore) {
         skip(`pg in ${basedir} was loaded before @fdrecycle/auto; its connections stay plain (preload @fdrecycle/auto first)`)
-        return exports
+        return moduleExports
       }
-      const Connection = exports as ConnectionClass & { [kRecycledConnection]?: true }
-      if (typeof Connection !== 'function' || Connection[kRecycledConnection]) return exports
-      const Recycled = class Connection extends (exports as ConnectionClass) {
+      const Connection = moduleExports as ConnectionClass & { [kRecycledConnection]?: true }
+      if (typeof Connection !== 'function' || Connection[kRecycledConnection]) return moduleExports
+      const Recycled = class Connection extends (moduleExports as ConnectionClass) {
         static readonly [kRecycledConnection] = true
         constructor(config?: Record<string, unknown>) {
           // A stream the app (or its library) set is its own: left alone.
