@@ -311,6 +311,7 @@ const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
 const describe = (what, given, started) => (given ? `${what} at ${given.host} (given)` : `${what} ${started} (started here)`)
 console.log(`\nmicroservice: ${REQUESTS} requests, ${CONCURRENCY} in flight; pg.Pool max 4, maxUses ${PG_MAX_USES}; an ioredis client per request; fetch() to an upstream answering Connection: close`)
 console.log(`${describe('PostgreSQL', givenPg, pgServer?.version)}; ${describe('redis-server', givenRedis, redisServer?.version)}; Node ${process.version}`)
+if (armNames.includes('auto')) console.log(`with auto: ${process.env.FDRECYCLE_OPTIONS ? `FDRECYCLE_OPTIONS=${process.env.FDRECYCLE_OPTIONS}` : "the recycler's defaults (no FDRECYCLE_OPTIONS)"}`)
 console.log(`socket()/connect(): strace -f -y of the service (socket() counted under the backend each socket first connected to); TIME_WAIT: ss, entries towards each backend new after the run\n`)
 for (const r of rows) console.log(r.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('   '))
 console.log('')
@@ -325,6 +326,7 @@ if (args.json) {
     concurrency: CONCURRENCY,
     pgMaxUses: PG_MAX_USES,
     node: process.version,
+    fdrecycleOptions: process.env.FDRECYCLE_OPTIONS ?? null,
     strace: strace.ok,
     ss: hasSs,
     backends: { pg: givenPg ? 'given' : `PostgreSQL ${pgServer.version}`, redis: givenRedis ? 'given' : `redis-server ${redisServer.version}` },
