@@ -57,7 +57,7 @@ function runExample(args: string[]): Promise<{ code: number | null; out: string 
 }
 
 describe.runIf(isLinux)('examples/microservice: plain vs node --import @fdrecycle/auto', () => {
-  // Measured on a loaded 2-core machine: 10-14 s for both runs (PostgreSQL's initdb included), up
+  // Measured on a loaded 2-core machine (load 10-17): 10-19 s for both runs (initdb included), up
   // to ~150 s more where ensureBuilt must build the packages first. The bound only stops a hang.
   it('answers the same, leaves no pg client TIME_WAIT and reuses sockets for pg, ioredis and fetch', { timeout: 400_000 }, async () => {
     ensureDebianPackages(['postgresql', 'redis-server', 'strace', 'iproute2'])
