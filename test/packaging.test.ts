@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt } from './helpers/built.js'
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..')
-const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter', 'mysql-adapter', 'postgresjs-adapter']
+const packages = ['core', 'pg-adapter', 'redis-adapter', 'http-adapter', 'mysql-adapter', 'postgresjs-adapter', 'auto']
 const fixtures = join(root, 'test', 'fixtures', 'packaging')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
@@ -85,6 +85,7 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
   let types: Promise<Run>
   let noKoffi: Promise<Run>
   let noKoffiTypes: Promise<Run>
+  let autoRuns: [string, Promise<Run>][]
 
   beforeAll(async () => {
     // Built first under the shared build lock, so prepack finds dist fresh and does not rebuild
@@ -102,7 +103,7 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
     const dependencies: Record<string, string> = Object.fromEntries(packages.map((p) => [`@fdrecycle/${p}`, tarball(p)]))
     for (const name of ['pg', 'ioredis', 'undici', 'mysql2', 'postgres', '@types/node', '@types/pg']) dependencies[name] = workspaceVersion(name)
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'packaging-app', private: true, dependencies }, null, 2))
-    for (const file of ['check.mjs', 'esm.mjs', 'cjs.cjs', 'api.ts']) copyFileSync(join(fixtures, file), join(app, file))
+    for (const file of ['check.mjs', 'esm.mjs', 'cjs.cjs', 'api.ts', 'auto-app.mjs', 'auto-app.cjs']) copyFileSync(join(fixtures, file), join(app, file))
 
     const bare = join(dir, 'no-koffi')
     mkdirSync(bare)
@@ -119,10 +120,13 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
     types = run(process.execPath, [tsc, ...tsArgs, '--skipLibCheck', 'api.ts'], app)
     noKoffi = run(process.execPath, ['no-koffi.mjs'], bare)
     noKoffiTypes = run(process.execPath, [tsc, ...tsArgs, 'core-api.ts'], bare)
+    autoRuns = [['--import', 'auto-app.mjs'], ['-r', 'auto-app.mjs'], ['--import', 'auto-app.cjs'], ['-r', 'auto-app.cjs']].map(
+      ([flag, file]) => [`${flag} @fdrecycle/auto ${file}`, run(process.execPath, [flag!, '@fdrecycle/auto', file!], app)],
+    )
   }, 300_000)
 
   afterAll(async () => {
-    await Promise.all([esm, cjs, types, noKoffi, noKoffiTypes].filter(Boolean))
+    await Promise.all([esm, cjs, types, noKoffi, noKoffiTypes, ...(autoRuns ?? []).map(([, r]) => r)].filter(Boolean))
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -155,6 +159,19 @@ describe('packed tarballs installed into a throwaway app outside the workspace',
       expect(summary.stats.reusedConnections).toBeGreaterThanOrEqual(1)
     })
   }
+
+  it('@fdrecycle/auto as a preload (--import and -r, ESM and CommonJS apps): the global agent, fetch, pg and ioredis recycled', async () => {
+    for (const [what, result] of autoRuns) {
+      const r = await result
+      const summary = JSON.parse(ok(r, what).trim().split('\n').at(-1)!)
+      expect(r.stderr, what).toBe('')
+      expect(summary.bodies, what).toEqual(['hello /get0', 'hello /fetch0', 'hello /get1', 'hello /fetch1', 'hello /get2', 'hello /fetch2'])
+      expect(summary, what).toMatchObject({ pgStream: 'RecycledSocket', ioredisConnector: 'Connector' })
+      expect(summary.stats.mode, what).toBe('recycling')
+      expect(summary.stats.connections, what).toBe(6)
+      expect(summary.stats.reusedConnections, what).toBeGreaterThanOrEqual(1)
+    }
+  })
 
   it('tsc --strict type-checks the public API of the packages', async () => {
     ok(await types, 'tsc --strict api.ts')

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { inject } from 'vitest'
+import { expect, inject } from 'vitest'
+import { hasSs, timeWaitCount } from '../../../test/helpers/system.js'
 import { ensureBuilt } from '../../../test/helpers/built.js'
 
 export const fixtures = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures')
@@ -71,4 +72,30 @@ export function parseReport(stdout: string): { clients: Record<string, ClientRep
 /** after - before of one counter of a client's phase. */
 export function delta(report: ClientReport, key: string): number {
   return (report.after?.[key] ?? 0) - (report.before?.[key] ?? 0)
+}
+
+/**
+ * The checks of a preloaded run of app.mjs / app.cjs against its plain run: same responses; every
+ * round of each client a new connection on a recycled socket, some of them on a reused fd; no
+ * client TIME_WAIT on pg's port from any of its connections; the process exited by itself.
+ */
+export function checkRecycled(what: string, r: ChildResult, plain: Record<string, ClientReport>, names: readonly string[], rounds: number, pgPort: number): void {
+  expect(r.stderr, what).toBe('')
+  expect(r.signal, what).toBeNull()
+  expect(r.code, what).toBe(0)
+  const { clients } = parseReport(r.stdout)
+  for (const name of names) {
+    const c = clients[name]!
+    expect(c.results, `${what} ${name}`).toEqual(plain[name]!.results)
+    expect(c.after?.mode, `${what} ${name}`).toBe('recycling')
+    // every round is a new connection (maxUses 1, QUIT, `Connection: close`): all on recycled sockets
+    expect(delta(c, 'connections'), `${what} ${name}`).toBe(rounds)
+    expect(delta(c, 'reusedConnections'), `${what} ${name}`).toBeGreaterThan(0)
+    expect(delta(c, 'fdsCreated'), `${what} ${name}`).toBeLessThan(rounds)
+  }
+  console.log(`${what}: ${names.map((n) => `${n} ${delta(clients[n]!, 'connections')} connections, ${delta(clients[n]!, 'reusedConnections')} reused, ${delta(clients[n]!, 'fdsCreated')} fds created`).join('; ')}`)
+  if (!names.includes('pg')) return
+  // pg's Terminate: the server closes first, no TIME_WAIT on this side of any of its connections
+  expect(clients.pg!.localPorts, what).toHaveLength(rounds)
+  if (hasSs()) expect(timeWaitCount(pgPort, 'client', clients.pg!.localPorts), what).toBe(0)
 }

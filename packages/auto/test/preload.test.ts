@@ -3,10 +3,10 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { timeWaitCount, hasSs, isLinux } from '../../../test/helpers/system.js'
 import { isRecyclingSupported } from '@fdrecycle/core'
-import { buildAuto, delta, parseReport, runNode, targets, type ClientReport } from './helpers.js'
+import { buildAuto, checkRecycled, delta, parseReport, runNode, targets, type ClientReport } from './helpers.js'
 
 const ROUNDS = 12
-const CLIENTS = ['pg', 'ioredis', 'http', 'fetch'] as const
+const CLIENTS = ['pg', 'ioredis', 'http', 'fetch', 'undici'] as const
 
 describe.runIf(isLinux && isRecyclingSupported())('node --import / -r @fdrecycle/auto', () => {
   let env: Record<string, string>
@@ -26,23 +26,7 @@ describe.runIf(isLinux && isRecyclingSupported())('node --import / -r @fdrecycle
   for (const [app, flag] of [['app.mjs', '--import'], ['app.mjs', '-r'], ['app.cjs', '--import'], ['app.cjs', '-r']] as const) {
     it(`${app} with ${flag} @fdrecycle/auto: same responses, every client's sockets recycled, no pg TIME_WAIT, exits by itself`, async () => {
       const r = await runNode([flag, '@fdrecycle/auto', app], env)
-      expect(r.stderr).toBe('')
-      expect(r.signal).toBeNull()
-      expect(r.code).toBe(0)
-      const { clients } = parseReport(r.stdout)
-      for (const name of CLIENTS) {
-        const c = clients[name]!
-        expect(c.results, name).toEqual(plain[name]!.results)
-        expect(c.after?.mode, name).toBe('recycling')
-        // every round is a new connection (maxUses 1, QUIT, `Connection: close`): all of them recycled sockets
-        expect(delta(c, 'connections'), name).toBe(ROUNDS)
-        expect(delta(c, 'reusedConnections'), name).toBeGreaterThan(0)
-        expect(delta(c, 'fdsCreated'), name).toBeLessThan(ROUNDS)
-      }
-      console.log(`${app} ${flag}: ${CLIENTS.map((n) => `${n} ${delta(clients[n]!, 'connections')} connections, ${delta(clients[n]!, 'reusedConnections')} reused, ${delta(clients[n]!, 'fdsCreated')} fds created`).join('; ')}`)
-      // pg's Terminate: the server closes first, no TIME_WAIT on this side of any of its connections
-      expect(clients.pg!.localPorts).toHaveLength(ROUNDS)
-      if (hasSs()) expect(timeWaitCount(inject('pg').plain.port, 'client', clients.pg!.localPorts)).toBe(0)
+      checkRecycled(`${app} ${flag}`, r, plain, CLIENTS, ROUNDS, inject('pg').plain.port)
     }, 120_000)
   }
 
