@@ -235,8 +235,8 @@ async function runArm(arm) {
         address: e.addresses.map((a) => `${a}:${e.port}`).join(' '),
         connects: trace ? sum(trace.connects, e) : null,
         sockets: trace ? sum(trace.sockets, e) : null,
-        timeWait: after[name] && before[name] ? [...after[name]].filter((e) => !before[name].has(e)).length : null,
-        timeWaitBeforeStop: beforeStop[name] && before[name] ? [...beforeStop[name]].filter((e) => !before[name].has(e)).length : null,
+        timeWait: newEntries(before[name], after[name]),
+        timeWaitBeforeStop: newEntries(before[name], beforeStop[name]),
       }
     }
     const ok = responses.filter((r) => r.status === 200).length
@@ -245,6 +245,11 @@ async function runArm(arm) {
     dropChild()
     dropDir()
   }
+}
+
+/** How many TIME_WAIT entries `now` has that `then` had not (null without ss). */
+function newEntries(then, now) {
+  return then && now ? [...now].filter((entry) => !then.has(entry)).length : null
 }
 
 /** The pid strace runs (its only child). */
