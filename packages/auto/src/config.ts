@@ -4,7 +4,7 @@
 //   FDRECYCLE_OPTIONS={"finDelayMs":500}   the default recycler's options (core's RecyclerOptions)
 // Everything is read and validated before anything is installed: a bad value is one AutoConfigError
 // naming the variable (and the option), and the process stops before the app runs.
-import { validateOptions, isFdRecycleError, type RecyclerOptions } from '@fdrecycle/core'
+import { InvalidOptionError, validateOptions, isFdRecycleError, type RecyclerOptions } from '@fdrecycle/core'
 import type { IntegrationName } from './integration.js'
 
 export const INTEGRATION_NAMES: readonly IntegrationName[] = ['pg', 'ioredis', 'redis', 'http', 'fetch']
@@ -18,14 +18,19 @@ export interface AutoConfig {
   readonly options: RecyclerOptions | undefined
 }
 
-/** A bad FDRECYCLE_* variable; `variable` names it and the message says what to change. */
-export class AutoConfigError extends Error {
-  readonly code = 'ERR_FDRECYCLE_AUTO_CONFIG'
+/**
+ * A bad FDRECYCLE_* variable: an InvalidOptionError (`ERR_FDRECYCLE_INVALID_OPTION`) whose
+ * `option` and `variable` name the variable; the message says what to change, and for
+ * FDRECYCLE_OPTIONS names the recycler option too (the core's error is its `cause`).
+ */
+export class AutoConfigError extends InvalidOptionError {
   readonly variable: string
   constructor(variable: string, message: string, options?: { cause?: unknown }) {
-    super(`${variable}: ${message}`, options)
+    super(variable, message)
     this.name = 'AutoConfigError'
+    this.message = `${variable}: ${message}`
     this.variable = variable
+    if (options && 'cause' in options) this.cause = options.cause
   }
 }
 

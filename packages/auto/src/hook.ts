@@ -26,9 +26,32 @@ export type ModuleFile = string
  */
 export type Patch = (moduleExports: unknown, basedir: string, loadedBefore: boolean) => unknown
 
+type OnLoad = (moduleExports: unknown, basedir: string) => unknown
+
+/** What each hooked file's handlers are; one require-in-the-middle hook serves them all. */
+const handlers = new Map<ModuleFile, Set<OnLoad>>()
+let hook: Hook | null = null
+
 /**
- * Patches `file` (`pg/lib/connection`: see ModuleFile) wherever and whenever it is
- * loaded by `require` (also below an ESM `import` of its package). Returns the unhook.
+ * One hook for every file, made anew when the set changes: each hook resolves the path of every
+ * `require()` it sees, so one per file would multiply that work for the whole app. The previous
+ * hook is the newest patch of `require` when this runs (install is synchronous), so its unhook
+ * restores what it wrapped.
+ */
+function rehook(): void {
+  hook?.unhook()
+  hook = null
+  if (handlers.size === 0) return
+  hook = new Hook([...handlers.keys()], { internals: true }, (moduleExports, name, basedir) => {
+    let out: unknown = moduleExports
+    for (const onLoad of handlers.get(name) ?? []) out = onLoad(out, basedir ?? '')
+    return out as typeof moduleExports
+  })
+}
+
+/**
+ * Patches `file` (`pg/lib/connection`: see ModuleFile) wherever and whenever it is loaded by
+ * `require` (also below an ESM `import` of its package). Returns the unhook.
  */
 export function hookFile(file: ModuleFile, patch: Patch): () => void {
   const seen = new WeakSet<object>()
@@ -41,8 +64,16 @@ export function hookFile(file: ModuleFile, patch: Patch): () => void {
     return patched
   }
   for (const copy of loadedCopies(file)) once(copy.exports, copy.basedir, true)
-  const hook = new Hook([file], { internals: true }, (moduleExports, _name, basedir) => once(moduleExports, basedir ?? '', false) as typeof moduleExports)
-  return () => hook.unhook()
+  const onLoad: OnLoad = (moduleExports, basedir) => once(moduleExports, basedir, false)
+  const set = handlers.get(file) ?? new Set<OnLoad>()
+  set.add(onLoad)
+  handlers.set(file, set)
+  rehook()
+  return () => {
+    set.delete(onLoad)
+    if (set.size === 0) handlers.delete(file)
+    rehook()
+  }
 }
 
 /** Every copy of `file` already in require.cache (a module required before this hook). */

@@ -54,6 +54,20 @@ describe.runIf(isLinux && isRecyclingSupported())('process lifecycle with the pr
     expect(warnings[0]).toMatch(/\(pg\): pg in .+ was loaded before @fdrecycle\/auto; its connections stay plain/)
   }, 60_000)
 
+  it('one require hook for every integration: uninstall() gives Node its own require back', async () => {
+    const source = [
+      "const Module = require('node:module')",
+      'const original = Module.prototype.require',
+      "require('@fdrecycle/auto')",
+      'const patched = Module.prototype.require !== original',
+      "globalThis[Symbol.for('fdrecycle.auto.installed')].uninstall()",
+      'console.log(JSON.stringify({ patched, restored: Module.prototype.require === original }))',
+    ].join('\n')
+    const r = await runNode(['-e', source])
+    expect(r.stderr).toBe('')
+    expect(lastLine(r.stdout)).toEqual({ patched: true, restored: true })
+  }, 60_000)
+
   it("mode 'passthrough' in FDRECYCLE_OPTIONS: nothing installed", async () => {
     const r = await runNode(['--import', '@fdrecycle/auto', 'probe.cjs'], { FDRECYCLE_OPTIONS: '{"mode":"passthrough"}' })
     expect(r.stderr).toBe('')

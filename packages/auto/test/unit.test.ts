@@ -1,7 +1,7 @@
 // Unit tests (no network, no child process): the environment's parsing, version ranges, and
 // install()'s all-or-nothing order over stand-in integrations.
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { defaultRecycler, isRecyclingSupported } from '@fdrecycle/core'
+import { InvalidOptionError, defaultRecycler, isRecyclingSupported } from '@fdrecycle/core'
 import { AutoConfigError, INTEGRATION_NAMES, readConfig } from '../src/config.js'
 import { inRange, packageName } from '../src/hook.js'
 import { install } from '../src/install.js'
@@ -30,7 +30,9 @@ describe('readConfig()', () => {
     expect([...readConfig({ FDRECYCLE_CLIENTS: 'fetch, pg,,http ' }).clients]).toEqual(['fetch', 'pg', 'http'])
     const err = configError({ FDRECYCLE_CLIENTS: 'pg,Redis' })
     expect(err.variable).toBe('FDRECYCLE_CLIENTS')
-    expect(err.code).toBe('ERR_FDRECYCLE_AUTO_CONFIG')
+    expect(err.code).toBe('ERR_FDRECYCLE_INVALID_OPTION')
+    expect(err.option).toBe('FDRECYCLE_CLIENTS')
+    expect(err).toBeInstanceOf(InvalidOptionError)
     expect(err.message).toBe("FDRECYCLE_CLIENTS: unknown client 'Redis'; expected a comma-separated list of pg, ioredis, redis, http, fetch")
   })
 

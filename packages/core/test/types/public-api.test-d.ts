@@ -2,7 +2,7 @@
 // as a user of the package meets them. `@ts-expect-error` lines must stay errors.
 import net from 'node:net'
 import {
-  RecycledSocket, SocketRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError,
+  RecycledSocket, SocketRecycler, configureDefaultRecycler, defaultRecycler, isFdRecycleError, observeWrites, RecyclerClosedError,
   type RecycledConnectOpts, type RecyclerStats,
 } from '../../src/index.js'
 
@@ -45,6 +45,9 @@ const stats: RecyclerStats = recycler.stats()
 const n: number = stats.peerClosedFirst + stats.draining
 void n
 const d: SocketRecycler = defaultRecycler()
+configureDefaultRecycler({ finDelayMs: 500 })
+// @ts-expect-error an unknown option
+configureDefaultRecycler({ finDelay: 500 })
 void d
 const e: unknown = new RecyclerClosedError()
 if (isFdRecycleError(e)) {
