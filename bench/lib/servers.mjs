@@ -81,19 +81,25 @@ function run(cmd, args, what) {
 }
 
 /**
- * A throwaway PostgreSQL: initdb as the `postgres` user in a temp dir, pg_ctl start on a free port,
- * listening on LOOPBACKS, trust auth on loopback.
+ * A throwaway PostgreSQL: initdb in a temp dir (as the `postgres` user when root: initdb refuses
+ * root; as the current user otherwise), pg_ctl start on a free port, listening on LOOPBACKS, trust
+ * auth on loopback.
  * @returns {Promise<{ port: number, pid: number, version: number, user: string, database: string, stop: () => void }>}
  */
 export async function startPostgres() {
   const found = pgBinDir()
   if (!found) throw new SkipError('no PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin (apt-get install postgresql)')
   const { bin, version } = found
-  let ids
-  try {
-    ids = { uid: Number(run('id', ['-u', 'postgres'], 'id').trim()), gid: Number(run('id', ['-g', 'postgres'], 'id').trim()) }
-  } catch {
-    throw new SkipError('no `postgres` user to run initdb as')
+  const isRoot = process.getuid?.() === 0
+  /** [cmd, args] running a PostgreSQL binary as the user it accepts. */
+  const asPostgres = (args) => (isRoot ? ['runuser', ['-u', 'postgres', '--', ...args]] : [args[0], args.slice(1)])
+  let ids = null
+  if (isRoot) {
+    try {
+      ids = { uid: Number(run('id', ['-u', 'postgres'], 'id').trim()), gid: Number(run('id', ['-g', 'postgres'], 'id').trim()) }
+    } catch {
+      throw new SkipError('no `postgres` user to run initdb as')
+    }
   }
   const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-bench-pg-'))
   chmodSync(dir, 0o755)
@@ -101,9 +107,11 @@ export async function startPostgres() {
   const sock = join(dir, 'sock')
   const removeDir = onCleanup(`pg temp dir ${dir}`, () => rmSync(dir, { recursive: true, force: true }))
   spawnSync('mkdir', [sock])
-  chownSync(dir, ids.uid, ids.gid)
-  chownSync(sock, ids.uid, ids.gid)
-  run('runuser', ['-u', 'postgres', '--', join(bin, 'initdb'), '-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb')
+  if (ids) {
+    chownSync(dir, ids.uid, ids.gid)
+    chownSync(sock, ids.uid, ids.gid)
+  }
+  run(...asPostgres([join(bin, 'initdb'), '-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']), 'initdb')
   writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.0/8 trust\n')
   appendFileSync(join(data, 'postgresql.conf'), [
     '', '# fdrecycle bench: a throwaway cluster', 'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
@@ -119,15 +127,15 @@ export async function startPostgres() {
   const stop = onCleanup('postgres', () => {
     const pid = pidOf()
     if (pid && alive(pid)) {
-      spawnSync('runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), 'stop', '-m', 'immediate', '-w', '-t', '20', '-D', data], { timeout: 30_000 })
+      spawnSync(...asPostgres([join(bin, 'pg_ctl'), 'stop', '-m', 'immediate', '-w', '-t', '20', '-D', data]), { timeout: 30_000 })
       if (alive(pid)) killPid(pid, 'SIGKILL')
     }
   })
   let lastError
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), 'start', '-w', '-t', '60', '-D', data, '-l', join(dir, 'pg.log'),
-      '-o', `-p ${port} -k ${sock} -c listen_addresses=${LOOPBACKS.join(',')}`], { encoding: 'utf8', timeout: 90_000 })
+    const r = spawnSync(...asPostgres([join(bin, 'pg_ctl'), 'start', '-w', '-t', '60', '-D', data, '-l', join(dir, 'pg.log'),
+      '-o', `-p ${port} -k ${sock} -c listen_addresses=${LOOPBACKS.join(',')}`]), { encoding: 'utf8', timeout: 90_000 })
     const pid = pidOf()
     if (r.status === 0 && pid) {
       return { port, pid, version, user: 'postgres', database: 'postgres', stop: () => (stop(), removeDir()) }
