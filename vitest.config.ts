@@ -75,6 +75,16 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },
+      // TEMPORARY, until @fdrecycle/auto's own project takes these files: node-redis and the
+      // observability backends, against the redis project's servers.
+      {
+        extends: true,
+        test: {
+          name: 'auto-redis',
+          include: ['packages/auto/test/redis*.test.ts', 'packages/auto/test/observability*.test.ts'],
+          globalSetup: ['test/setup/redis.ts'],
+        },
+      },
     ] as const).filter((p) => ((p.test as { globalSetup?: string[] }).globalSetup ?? []).every((f) => existsSync(here(`./${f}`)))),
   },
 })
