@@ -118,11 +118,61 @@ function recycledSocketClass(filename: string, context: IntegrationContext): unk
   const module = { exports: {} as SocketModuleExports }
   const evaluate = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename })
   evaluate.call(module.exports, module.exports, scopedRequire, module, filename, dirname(filename))
-  if (typeof module.exports.default !== 'function') {
+  const RedisSocket = module.exports.default
+  if (typeof RedisSocket !== 'function') {
     context.skip(`node-redis: @redis/client ${version}'s socket module exports no class as default; its clients stay plain`)
     return undefined
   }
-  return module.exports.default
+  // 1.x (redis 4) has no close(): its disconnect() is a destroy().
+  return major === 1 ? RedisSocket : withCloseGoodbye(RedisSocket as RedisSocketClass, recycler)
+}
+
+/** The members of @redis/client 5 and 6's RedisSocket that the close() goodbye uses. */
+interface RedisSocketLike {
+  close(): void
+  destroy(): void
+  destroySocket(): void
+  write(iterable: Iterable<ReadonlyArray<string | Buffer>>): void
+}
+type RedisSocketClass = new (...args: unknown[]) => RedisSocketLike
+
+/** QUIT as a RESP array, as node-redis writes every command. */
+const QUIT = '*1\r\n$4\r\nQUIT\r\n'
+const closing = Symbol('fdrecycle.redis.closing')
+const recycled = Symbol('fdrecycle.redis.recycled')
+
+/**
+ * client.close() (redis 5 and 6) waits for the replies in flight and then destroy()s the socket
+ * without a word to Redis: our FIN would go first, and this side would keep the TIME_WAIT. On a
+ * recycled connection it says QUIT first, as quit() does, so that Redis closes first; the socket
+ * waits for Redis's EOF (awaitRedisCloseAfterQuit), node-redis's close() resolves when it did.
+ * destroy() and disconnect() are left as they are: no goodbye, as without fdrecycle.
+ */
+function withCloseGoodbye(Base: RedisSocketClass, recycler: SocketRecycler): RedisSocketClass {
+  class RecycledRedisSocket extends Base {
+    [closing] = false
+    readonly [recycled]: boolean
+    constructor(...args: unknown[]) {
+      super(...args)
+      // (initiator, clientId, options): the socket options decide, as in recycledNet/recycledTls.
+      this[recycled] = recycler.recycling && !leftPlain(args[2] ?? {})
+    }
+    override close(): void {
+      super.close()
+      this[closing] = true
+    }
+    override destroy(): void {
+      this[closing] = false
+      super.destroy()
+    }
+    override destroySocket(): void {
+      if (this[closing] && this[recycled]) this.write([[QUIT]])
+      this[closing] = false
+      super.destroySocket()
+    }
+  }
+  Object.defineProperty(RecycledRedisSocket, 'name', { value: (Base as { name: string }).name })
+  return RecycledRedisSocket
 }
 
 /** Options the recycler does not take over: the socket node-redis is given stays plain then. */
@@ -137,7 +187,9 @@ function leftPlain(options: unknown): boolean {
 function recycledNet(recycler: SocketRecycler): typeof net {
   const connect = (...args: unknown[]): net.Socket => {
     if (leftPlain(args[0])) return (net.createConnection as (...a: unknown[]) => net.Socket)(...args)
-    return (recycler.createConnection as (...a: unknown[]) => net.Socket)(...args)
+    const socket = (recycler.createConnection as (...a: unknown[]) => net.Socket)(...args)
+    if (recycler.recycling) awaitRedisCloseAfterQuit(socket, recycler.options.finDelayMs)
+    return socket
   }
   return Object.assign(Object.create(net) as typeof net, { connect, createConnection: connect })
 }
@@ -172,25 +224,26 @@ function recycledTls(recycler: SocketRecycler): typeof tls {
 const QUIT_TAIL = '$4\r\nquit\r\n'
 
 /**
- * node-redis's quit() destroy()s the socket as soon as Redis's `+OK` is read. Over TLS, Redis sends
- * a close_notify and its FIN right after that reply (SSL_shutdown in its connection close): a
- * destroy() in between leaves the close_notify unread in the kernel, and a close with unread bytes
- * is a reset (a plain socket resets there too, now and then; measured: 1 to 4 in 100 quits). When
- * the last command written was QUIT, a destroy() without an error waits for Redis's EOF instead
- * (at most finDelayMs, as long as our FIN would be withheld for it): node-redis has let go of the
- * socket by then, so its 'data' and 'error' listeners are taken off first, as a destroyed socket
- * would emit neither.
+ * node-redis destroy()s its socket right after QUIT: quit() as soon as Redis's `+OK` is read,
+ * close() (with the goodbye of withCloseGoodbye) right after writing it. Redis closes after that
+ * reply; a destroy() before its EOF would leave the reply, and over TLS the close_notify that Redis
+ * sends with its FIN (SSL_shutdown in its connection close), unread in the kernel, and a close with
+ * unread bytes is a reset (a plain TLS client resets there too, now and then; measured with the
+ * destroy() going through: 1 to 4 in 100 quits). When the last command written was QUIT, a
+ * destroy() without an error waits for Redis's EOF instead (at most finDelayMs, as long as our FIN
+ * would be withheld for it). node-redis has let go of the socket by then: its 'data' and 'error'
+ * listeners are taken off first, as a destroyed socket would emit neither.
  */
-function awaitRedisCloseAfterQuit(tlsSocket: tls.TLSSocket, waitMs: number): void {
+function awaitRedisCloseAfterQuit(socket: net.Socket, waitMs: number): void {
   let tail = ''
-  observeWrites(tlsSocket, (chunk) => {
+  observeWrites(socket, (chunk) => {
     const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('latin1') : ''
     tail = (tail + text).slice(-QUIT_TAIL.length)
   })
-  const destroy = tlsSocket.destroy
-  tlsSocket.destroy = function destroyAfterRedisClose(this: tls.TLSSocket, error?: Error): tls.TLSSocket {
+  const destroy = socket.destroy
+  socket.destroy = function destroyAfterRedisClose(this: net.Socket, error?: Error): net.Socket {
     if (error !== undefined || this.destroyed || this.readableEnded || tail.toLowerCase() !== QUIT_TAIL) return destroy.call(this, error)
-    tlsSocket.destroy = destroy
+    socket.destroy = destroy
     this.removeAllListeners('data')
     this.removeAllListeners('error')
     this.on('error', () => {})
