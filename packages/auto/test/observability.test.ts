@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { InvalidArgumentError, SocketRecycler, type RecyclerStats } from '@fdrecycle/core'
+import { InvalidArgumentError, InvalidOptionError, SocketRecycler, type RecyclerStats } from '@fdrecycle/core'
 import { metrics } from '@opentelemetry/api'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import client from 'prom-client'
@@ -128,6 +128,43 @@ describe('observability', () => {
     expect(values).toEqual([7])
     await provider.shutdown()
     metrics.disable()
+  })
+
+  it('OpenTelemetry, installed before the app sets its MeterProvider up (a preload): found on the next look, and a replaced provider too', async () => {
+    const undo = installOpenTelemetry(recycler, { checkEveryMs: 20 })
+    const readers: TestReader[] = []
+    const providers: MeterProvider[] = []
+    /** The scope's fdrecycle.connections value once the reader sees it: a bounded poll, the look runs on a timer. */
+    const connectionsSeen = async (reader: TestReader): Promise<unknown> => {
+      const deadline = Date.now() + 10_000
+      for (;;) {
+        const { resourceMetrics } = await reader.collect()
+        const metric = resourceMetrics.scopeMetrics.find((s) => s.scope.name === '@fdrecycle/auto')?.metrics.find((m) => m.descriptor.name === 'fdrecycle.connections')
+        if (metric) return metric.dataPoints.map((p) => p.value)
+        if (Date.now() > deadline) throw new Error('no fdrecycle.connections within 10 s')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    try {
+      for (const expected of [6, 7]) {
+        const reader = new TestReader()
+        const provider = new MeterProvider({ readers: [reader] })
+        readers.push(reader)
+        providers.push(provider)
+        metrics.disable()
+        expect(metrics.setGlobalMeterProvider(provider)).toBe(true)
+        expect(await connectionsSeen(reader)).toEqual([expected])
+        expect(recycler.stats().connections).toBe(expected)
+        await quitOnce(recycler, 1)
+      }
+      // The first provider is not read any more: its last value stays.
+      expect(await connectionsSeen(readers[0]!)).toEqual([6])
+    } finally {
+      undo()
+      metrics.disable()
+      for (const p of providers) await p.shutdown()
+    }
+    expect(() => installOpenTelemetry(recycler, { checkEveryMs: 0 })).toThrow(InvalidOptionError)
   })
 
   it("prom-client: every stats() number on the default registry, values equal to stats()", async () => {
