@@ -2,11 +2,15 @@
 // integration installed and without it: the same replies, events, errors and return values; what
 // differs is what the sockets leave behind (no client TIME_WAIT after quit(), fds reused).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { SocketRecycler } from '@fdrecycle/core'
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
+import { ensureBuilt, repoRoot } from '../../../test/helpers/built.js'
 import { fdCount } from '../../../test/helpers/system.js'
 import { expectRecycled, fdsSettle, newEntries, recyclingSupported, released, timeWaitTuples } from '../../redis-adapter/test/helpers.js'
 import type { IntegrationContext } from '../src/integration.js'
@@ -158,6 +162,55 @@ describe('loading order', () => {
       rmSync(dir, { recursive: true, force: true })
     }
     return recycler.close()
+  })
+})
+
+describe('in a spawned app, preloaded with --import (the built package)', () => {
+  it('an unchanged ESM app: every connection recycled, Redis closing first; the process exits by itself', async () => {
+    const core = ensureBuilt('core')
+    ensureBuilt('auto')
+    const dist = join(repoRoot, 'packages', 'auto', 'dist', 'esm')
+    const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-auto-redis-'))
+    try {
+      const preload = join(dir, 'preload.mjs')
+      writeFileSync(preload, [
+        `import { defaultRecycler } from ${JSON.stringify(pathToFileURL(core).href)}`,
+        `import { redis } from ${JSON.stringify(pathToFileURL(join(dist, 'integrations', 'redis.js')).href)}`,
+        `import { installReport } from ${JSON.stringify(pathToFileURL(join(dist, 'observability', 'report.js')).href)}`,
+        'const recycler = defaultRecycler()',
+        "redis.install({ recycler, skip: (reason) => process.emitWarning(reason, { code: 'FDRECYCLE_AUTO_SKIPPED' }) })",
+        "installReport(recycler, 'stderr')",
+      ].join('\n'))
+      const app = `
+        import { createClient } from 'redis'
+        for (let i = 0; i < 50; i++) {
+          const c = createClient({ socket: { host: ${JSON.stringify(host)}, port: ${port} } })
+          await c.connect()
+          await c.incr('auto:spawned')
+          if ((await c.quit()) !== 'OK') throw new Error('quit')
+        }
+      `
+      // --input-type=module -e: bare specifiers resolve from the working directory (this package).
+      const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, '--input-type=module', '-e', app], {
+        cwd: join(repoRoot, 'packages', 'auto'),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += d))
+      const [code] = (await once(child, 'exit')) as [number | null]
+      expect(stderr).not.toMatch(/Warning|Error/)
+      expect(code).toBe(0)
+      const line = stderr.split('\n').find((l) => l.startsWith('fdrecycle: '))
+      const stats = Object.fromEntries(line!.slice('fdrecycle: '.length).split(' ').map((kv) => kv.split('=')))
+      expect(stats.connections).toBe('50')
+      if (recyclingSupported) {
+        expect(stats).toMatchObject({ mode: 'recycling', peerClosedFirst: '50', finSentFirst: '0', resetsSent: '0' })
+        expect(Number(stats.fdsCreated)).toBeLessThanOrEqual(2)
+        expect(Number(stats.reusedConnections)).toBe(50 - Number(stats.fdsCreated))
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
@@ -323,6 +376,34 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
     undo()
     expect(await run()).toEqual(recycled)
     expect(recycler.stats().connections).toBe(3)
+  })
+
+  it('a cluster: every node connection recycled; only the slot discovery (destroy()ed by node-redis) sends our FIN first', async () => {
+    const createCluster = (require(pkg) as { createCluster: (o: Record<string, unknown>) => NodeRedisClient & { set(k: string, v: string): Promise<unknown>; get(k: string): Promise<unknown> } }).createCluster
+    const ports = servers.cluster.map((n) => n.port)
+    const before = timeWaitTuples(ports)
+    const rounds = 2
+    for (let round = 0; round < rounds; round++) {
+      const cluster = createCluster({ rootNodes: [{ url: `redis://${host}:${ports[0]}` }] })
+      await cluster.connect()
+      // Keys in every master's slots.
+      for (let i = 0; i < 30; i++) await cluster.set(`auto:cluster:${i}`, String(i))
+      expect(await cluster.get('auto:cluster:7')).toBe('7')
+      // redis 4: quit(); 5 and 6: close() (quit() is deprecated there).
+      if (clientMajor === 1) await cluster.quit()
+      else await cluster.close!()
+      await released(recycler)
+    }
+    const stats = recycler.stats()
+    // A round: one connection to the root node to read the slots, which node-redis then
+    // disconnect()s or destroy()s (no goodbye: our FIN first, as a plain client's), then one per
+    // master, ended by quit() or close() (Redis first).
+    expect(stats.connections).toBeGreaterThanOrEqual(rounds * 4)
+    expectRecycled(stats, { connections: stats.connections, peerClosedFirst: stats.connections - rounds, finSentFirst: rounds, resetsSent: 0 })
+    if (recyclingSupported) {
+      expect(stats.reusedConnections).toBeGreaterThan(0)
+      expect(newEntries(before, timeWaitTuples(ports)).length).toBeLessThanOrEqual(rounds)
+    }
   })
 
   it('a Unix socket path stays plain and works', async () => {
