@@ -156,6 +156,15 @@ describe('loading order', () => {
       expect(tested.default).not.toBe(tested.original)
       expect(typeof tested.default).toBe('function')
       expect(skipped).toHaveLength(1)
+      // redis 4.0's @node-redis/client: warned about, once per copy.
+      const legacy = join(dir, 'legacy', 'node_modules', '@node-redis', 'client')
+      mkdirSync(join(legacy, 'dist'), { recursive: true })
+      writeFileSync(join(legacy, 'package.json'), JSON.stringify({ name: '@node-redis/client', version: '1.0.0', main: 'dist/index.js' }))
+      writeFileSync(join(legacy, 'dist', 'index.js'), 'exports.createClient = () => {}\n')
+      const legacyRequire = createRequire(join(dir, 'legacy', 'index.js'))
+      legacyRequire('@node-redis/client')
+      expect(skipped).toHaveLength(2)
+      expect(skipped[1]).toMatch(/^node-redis: @node-redis\/client at .* \(redis 4\.0\) is not a version/)
     } finally {
       undo()
       for (const file of Object.keys(require.cache)) if (file.startsWith(dir)) delete require.cache[file]

@@ -24,6 +24,9 @@ import type { Integration, IntegrationContext } from '../integration.js'
 const SOCKET_FILE = join('dist', 'lib', 'client', 'socket.js')
 const SOCKET_MODULE = join('@redis', 'client', SOCKET_FILE)
 
+/** redis 4.0's client package, before it became @redis/client (4.1): left plain, with a warning. */
+const LEGACY_PACKAGE = '@node-redis/client'
+
 /**
  * @redis/client majors the tests run (redis 4 ships @redis/client 1; redis 5 and 6 ship the same
  * major of @redis/client). Another major is left plain, with a warning.
@@ -53,16 +56,24 @@ export const redis: Integration = {
       exports.default = replacement
     }
 
+    const skipLegacy = (dir: string): void => {
+      if (seen.has(dir)) return
+      seen.add(dir)
+      context.skip(`node-redis: ${LEGACY_PACKAGE} at ${dir} (redis 4.0) is not a version @fdrecycle/auto is tested with (redis 4.1 and later, 5, 6); its clients stay plain`)
+    }
     // Loaded before: every copy in require.cache (an app may hold several versions); require.cache
     // is the process's one CommonJS cache, whatever path the require is made for.
     for (const [filename, mod] of Object.entries(createRequire(join(process.cwd(), 'noop.js')).cache)) {
       if (mod && isSocketFile(filename)) patch(mod.exports as SocketModuleExports, filename)
+      const legacy = filename.indexOf(`${sep}${LEGACY_PACKAGE.replace('/', sep)}${sep}`)
+      if (mod && legacy >= 0) skipLegacy(filename.slice(0, legacy + LEGACY_PACKAGE.length + 2))
     }
     // Loaded after, by require or by an import of the CommonJS package.
     // require-in-the-middle names a package's internal files `<package>/<relative path>`, and only
     // for a package it hooks as a whole: every file of @redis/client passes here, one is kept.
-    const hook = new Hook(['@redis/client'], { internals: true }, (exports, name, basedir) => {
+    const hook = new Hook(['@redis/client', LEGACY_PACKAGE], { internals: true }, (exports, name, basedir) => {
       if (basedir !== undefined && name === SOCKET_MODULE) patch(exports as unknown as SocketModuleExports, join(basedir, SOCKET_FILE))
+      else if (basedir !== undefined && name === LEGACY_PACKAGE) skipLegacy(basedir)
       return exports
     })
 
