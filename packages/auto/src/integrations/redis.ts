@@ -231,8 +231,8 @@ function recycledTls(recycler: SocketRecycler): typeof tls {
   return Object.assign(Object.create(tls) as typeof tls, { connect })
 }
 
-/** The end of QUIT as node-redis writes it (RESP, any case): `$4\r\nQUIT\r\n`. */
-const QUIT_TAIL = '$4\r\nquit\r\n'
+/** QUIT as node-redis writes it (a RESP array of one bulk string), in lower case for comparing. */
+const QUIT_TAIL = QUIT.toLowerCase()
 
 /**
  * node-redis destroy()s its socket right after QUIT: quit() as soon as Redis's `+OK` is read,
