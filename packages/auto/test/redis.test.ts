@@ -137,16 +137,14 @@ describe('loading order', () => {
     const { undo, skipped } = install(recycler)
     const dir = mkdtempSync(join(tmpdir(), 'fdrecycle-auto-redis-'))
     try {
-      const load = (version: string): { default: unknown; original: unknown } => {
-        const app = join(dir, version)
+      const plainSource = 'const net = require("net"); const tls = require("tls");\nclass RedisSocket {}\nexports.default = RedisSocket; exports.original = RedisSocket\n'
+      const load = (version: string, source = plainSource, name = version): { default: unknown; original: unknown } => {
+        const app = join(dir, name)
         const pkg = join(app, 'node_modules', '@redis', 'client')
         mkdirSync(join(pkg, 'dist', 'lib', 'client'), { recursive: true })
         writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@redis/client', version, main: 'dist/index.js' }))
         writeFileSync(join(pkg, 'dist', 'index.js'), '')
-        writeFileSync(
-          join(pkg, 'dist', 'lib', 'client', 'socket.js'),
-          'const net = require("net"); const tls = require("tls");\nclass RedisSocket {}\nexports.default = RedisSocket; exports.original = RedisSocket\n',
-        )
+        writeFileSync(join(pkg, 'dist', 'lib', 'client', 'socket.js'), source)
         return createRequire(join(app, 'index.js'))('@redis/client/dist/lib/client/socket.js') as { default: unknown; original: unknown }
       }
       const untested = load('7.0.0')
@@ -156,6 +154,12 @@ describe('loading order', () => {
       expect(tested.default).not.toBe(tested.original)
       expect(typeof tested.default).toBe('function')
       expect(skipped).toHaveLength(1)
+      // A module that loads once but throws when evaluated again: left as it is, with a warning.
+      const once = `if (globalThis.fdrecycleTestLoaded) throw new Error('loaded twice')\nglobalThis.fdrecycleTestLoaded = true\n${plainSource}`
+      const broken = load('6.0.1', once, 'broken')
+      delete (globalThis as { fdrecycleTestLoaded?: boolean }).fdrecycleTestLoaded
+      expect(broken.default).toBe(broken.original)
+      expect(skipped.splice(1)).toEqual([expect.stringMatching(/^node-redis: @redis\/client 6\.0\.1's socket module failed to load again \(loaded twice\)/)])
       // redis 4.0's @node-redis/client: warned about, once per copy.
       const legacy = join(dir, 'legacy', 'node_modules', '@node-redis', 'client')
       mkdirSync(join(legacy, 'dist'), { recursive: true })

@@ -66,7 +66,7 @@ export const redis: Integration = {
     for (const [filename, mod] of Object.entries(createRequire(join(process.cwd(), 'noop.js')).cache)) {
       if (mod && isSocketFile(filename)) patch(mod.exports as SocketModuleExports, filename)
       const legacy = filename.indexOf(`${sep}${LEGACY_PACKAGE.replace('/', sep)}${sep}`)
-      if (mod && legacy >= 0) skipLegacy(filename.slice(0, legacy + LEGACY_PACKAGE.length + 2))
+      if (mod && legacy >= 0) skipLegacy(filename.slice(0, legacy + 1 + LEGACY_PACKAGE.length))
     }
     // Loaded after, by require or by an import of the CommonJS package.
     // require-in-the-middle names a package's internal files `<package>/<relative path>`, and only
@@ -127,8 +127,14 @@ function recycledSocketClass(filename: string, context: IntegrationContext): unk
     realRequire,
   )
   const module = { exports: {} as SocketModuleExports }
-  const evaluate = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename })
-  evaluate.call(module.exports, module.exports, scopedRequire, module, filename, dirname(filename))
+  try {
+    const evaluate = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'], { filename })
+    evaluate.call(module.exports, module.exports, scopedRequire, module, filename, dirname(filename))
+  } catch (err) {
+    // Never the app's problem: its own require of the module has already succeeded.
+    context.skip(`node-redis: @redis/client ${version}'s socket module failed to load again (${(err as Error).message}); its clients stay plain`)
+    return undefined
+  }
   const RedisSocket = module.exports.default
   if (typeof RedisSocket !== 'function') {
     context.skip(`node-redis: @redis/client ${version}'s socket module exports no class as default; its clients stay plain`)
