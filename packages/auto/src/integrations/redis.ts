@@ -161,8 +161,9 @@ const recycled = Symbol('fdrecycle.redis.recycled')
 /**
  * client.close() (redis 5 and 6) waits for the replies in flight and then destroy()s the socket
  * without a word to Redis: our FIN would go first, and this side would keep the TIME_WAIT. On a
- * recycled connection it says QUIT first, as quit() does, so that Redis closes first; the socket
- * waits for Redis's EOF (awaitRedisCloseAfterQuit), node-redis's close() resolves when it did.
+ * recycled connection it says QUIT first, as quit() does, so that Redis closes first: the socket
+ * waits for Redis's EOF behind node-redis's back (awaitRedisCloseAfterQuit), and close() resolves
+ * when it would have.
  * destroy() and disconnect() are left as they are: no goodbye, as without fdrecycle.
  */
 function withCloseGoodbye(Base: RedisSocketClass, recycler: SocketRecycler): RedisSocketClass {
@@ -171,8 +172,9 @@ function withCloseGoodbye(Base: RedisSocketClass, recycler: SocketRecycler): Red
     readonly [recycled]: boolean
     constructor(...args: unknown[]) {
       super(...args)
-      // (initiator, clientId, options): the socket options decide, as in recycledNet/recycledTls.
-      this[recycled] = recycler.recycling && !leftPlain(args[2] ?? {})
+      // The socket options decide, as in recycledNet/recycledTls: (initiator, clientId, options)
+      // since 5.1, (initiator, options) in 5.0; node-redis passes every parameter.
+      this[recycled] = recycler.recycling && !leftPlain((args.length > 2 ? args[2] : args[1]) ?? {})
     }
     override close(): void {
       super.close()
