@@ -251,6 +251,20 @@ describe('FDRECYCLE_REPORT=stderr, in a spawned process', () => {
     expect(lines(r.stderr)).toEqual([expect.stringMatching(/\bconnections=2\b/)])
   })
 
+  it('SIGUSR2 with two reports and no listener of the app: both lines, then the process ends by SIGUSR2', async () => {
+    const p = child(1, `
+      installReport(new SocketRecycler(), 'stderr')
+      process.stdout.write('ready\\n')
+      setInterval(() => {}, 1000)
+    `)
+    const result = collect(p)
+    await once(p.stdout, 'data')
+    p.kill('SIGUSR2')
+    const r = await result
+    expect(r.signal).toBe('SIGUSR2')
+    expect(lines(r.stderr)).toEqual([expect.stringMatching(/\bconnections=1\b/), expect.stringMatching(/\bconnections=0\b/)])
+  })
+
   it("SIGUSR2 with a listener of the app: the line, and the app's listener decides", async () => {
     const p = child(1, `
       let n = 0

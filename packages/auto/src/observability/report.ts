@@ -4,6 +4,9 @@ import { InvalidArgumentError, type RecyclerStats, type SocketRecycler } from '@
 /** Where FDRECYCLE_REPORT sends its summary line. */
 export type ReportTarget = 'stderr'
 
+/** The SIGUSR2 listeners of installReport(), told apart from the app's. */
+const reporters = new WeakSet<(...args: never[]) => unknown>()
+
 /** The one-line summary of a stats() snapshot: `fdrecycle: mode=recycling connections=12 ...`. */
 export function summaryLine(stats: RecyclerStats): string {
   return `fdrecycle: ${Object.entries(stats).map(([key, value]) => `${key}=${String(value)}`).join(' ')}\n`
@@ -28,11 +31,14 @@ export function installReport(recycler: SocketRecycler, target: ReportTarget): (
   }
   const onSignal = (): void => {
     write()
-    if (process.listenerCount('SIGUSR2') === 1) {
-      process.removeListener('SIGUSR2', onSignal)
+    // Only reports listen (one per recycler reported): the last of them re-raises, once all wrote.
+    const listeners = process.listeners('SIGUSR2')
+    if (listeners.every((l) => reporters.has(l)) && listeners[listeners.length - 1] === onSignal) {
+      for (const l of listeners) process.removeListener('SIGUSR2', l)
       process.kill(process.pid, 'SIGUSR2')
     }
   }
+  reporters.add(onSignal)
   process.on('exit', write)
   process.on('SIGUSR2', onSignal)
   return () => {
