@@ -419,6 +419,16 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
     }
   })
 
+  it('after the recycler is closed, new clients connect plain (plain TCP and TLS)', async () => {
+    await recycler.close()
+    for (const c of [client(), tlsClient()]) {
+      await c.connect()
+      expect(await c.ping()).toBe('PONG')
+      expect(await c.quit()).toBe('OK')
+    }
+    expect(recycler.stats().connections).toBe(0)
+  })
+
   it('a Unix socket path stays plain and works', async () => {
     const c = createClient({ socket: { path: servers.standalone.unixSocket } })
     clients.push(c)

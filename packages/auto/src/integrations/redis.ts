@@ -205,7 +205,8 @@ function leftPlain(options: unknown): boolean {
 /** node:net for the socket module: connect and createConnection on a recycled fd. */
 function recycledNet(recycler: SocketRecycler): typeof net {
   const connect = (...args: unknown[]): net.Socket => {
-    if (leftPlain(args[0])) return (net.createConnection as (...a: unknown[]) => net.Socket)(...args)
+    // A closed recycler (the app's own shutdown may close the process's) leaves later clients plain.
+    if (leftPlain(args[0]) || recycler.closed) return (net.createConnection as (...a: unknown[]) => net.Socket)(...args)
     const socket = (recycler.createConnection as (...a: unknown[]) => net.Socket)(...args)
     if (recycler.recycling) awaitRedisCloseAfterQuit(socket, recycler.options.finDelayMs)
     return socket
@@ -217,7 +218,7 @@ function recycledNet(recycler: SocketRecycler): typeof net {
 function recycledTls(recycler: SocketRecycler): typeof tls {
   const connect = (...args: unknown[]): tls.TLSSocket => {
     const options = args[0]
-    if (leftPlain(options) || args.length !== 1) return (tls.connect as (...a: unknown[]) => tls.TLSSocket)(...args)
+    if (leftPlain(options) || args.length !== 1 || recycler.closed) return (tls.connect as (...a: unknown[]) => tls.TLSSocket)(...args)
     const socket = recycler.createConnection(options as net.NetConnectOpts)
     // As the ioredis adapter does: a TLS socket made over a socket that already has its libuv
     // handle (an fd the idle pool lent synchronously) wraps the handle in C++, and its end() or
