@@ -108,6 +108,7 @@ describe('loading order', () => {
 
   it('patches a node-redis imported as ESM after install, and undo() leaves new clients plain', async () => {
     const recycler = new SocketRecycler({ finDelayMs: 5000 })
+    expect(require.cache[socketModuleOf('redis')]).toBeUndefined()
     const { undo } = install(recycler)
     let undone = false
     try {
