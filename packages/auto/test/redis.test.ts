@@ -419,7 +419,8 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
       // redis 4: quit(); 5 and 6: close() (quit() is deprecated there).
       if (clientMajor === 1) await cluster.quit()
       else await cluster.close!()
-      await released(recycler)
+      // The discovery connection's FIN is withheld for finDelayMs (5000) first: more than that.
+      await released(recycler, 20_000)
     }
     const stats = recycler.stats()
     // A round: one connection to the root node to read the slots, which node-redis then
