@@ -2,6 +2,7 @@
 //   FDRECYCLE_DISABLE=1          nothing is installed
 //   FDRECYCLE_CLIENTS=pg,http    only these integrations (default: every one whose client applies)
 //   FDRECYCLE_OPTIONS={"finDelayMs":500}   the default recycler's options (core's RecyclerOptions)
+//   FDRECYCLE_REPORT=stderr      a one-line summary of the recycler's stats at exit and on SIGUSR2
 // Everything is read and validated before anything is installed: a bad value is one AutoConfigError
 // naming the variable (and the option), and the process stops before the app runs.
 import { InvalidOptionError, validateOptions, isFdRecycleError, type RecyclerOptions } from '@fdrecycle/core'
@@ -16,6 +17,8 @@ export interface AutoConfig {
   readonly clients: ReadonlySet<IntegrationName>
   /** FDRECYCLE_OPTIONS, validated; undefined: the recycler's defaults */
   readonly options: RecyclerOptions | undefined
+  /** FDRECYCLE_REPORT: where the one-line summary goes, if anywhere */
+  readonly report: 'stderr' | undefined
 }
 
 /**
@@ -37,8 +40,19 @@ export class AutoConfigError extends InvalidOptionError {
 /** Reads and validates the configuration; throws AutoConfigError on the first bad variable. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): AutoConfig {
   const disabled = parseDisable(env.FDRECYCLE_DISABLE)
-  if (disabled) return { disabled, clients: new Set(), options: undefined }
-  return { disabled, clients: parseClients(env.FDRECYCLE_CLIENTS), options: parseOptions(env.FDRECYCLE_OPTIONS) }
+  if (disabled) return { disabled, clients: new Set(), options: undefined, report: undefined }
+  return {
+    disabled,
+    clients: parseClients(env.FDRECYCLE_CLIENTS),
+    options: parseOptions(env.FDRECYCLE_OPTIONS),
+    report: parseReport(env.FDRECYCLE_REPORT),
+  }
+}
+
+function parseReport(value: string | undefined): 'stderr' | undefined {
+  if (value === undefined || value === '') return undefined
+  if (value === 'stderr') return value
+  throw new AutoConfigError('FDRECYCLE_REPORT', `expected stderr (or unset); received '${value}'`)
 }
 
 /** `1` as core reads it (it then reports recycling unsupported, process-wide). */

@@ -4,6 +4,7 @@ import { AutoConfigError, readConfig, type AutoConfig } from './config.js'
 import { drainAtExit } from './exit-drain.js'
 import type { Integration, IntegrationName } from './integration.js'
 import { integrations as allIntegrations } from './integrations/index.js'
+import { installOpenTelemetry, installPromClient, installReport, isInstalled } from './observability/index.js'
 
 const debug = debuglog('fdrecycle')
 
@@ -48,6 +49,15 @@ export function install({ env = process.env, integrations = allIntegrations }: I
       undo.push(integration.install({ recycler, skip: skipper(integration.name) }))
       installed.push(integration.name)
     }
+  } catch (err) {
+    for (const u of undo.reverse()) u()
+    throw err
+  }
+  // Observability: the recycler's stats where the app has the library, or where asked for.
+  try {
+    if (isInstalled('@opentelemetry/api')) undo.push(installOpenTelemetry(recycler))
+    if (isInstalled('prom-client')) undo.push(installPromClient(recycler))
+    if (config.report) undo.push(installReport(recycler, config.report))
   } catch (err) {
     for (const u of undo.reverse()) u()
     throw err

@@ -22,7 +22,7 @@ function configError(env: NodeJS.ProcessEnv): AutoConfigError {
 
 describe('readConfig()', () => {
   it('defaults: every client, the recycler defaults', () => {
-    expect(readConfig({})).toEqual({ disabled: false, clients: new Set(INTEGRATION_NAMES), options: undefined })
+    expect(readConfig({})).toEqual({ disabled: false, clients: new Set(INTEGRATION_NAMES), options: undefined, report: undefined })
     expect(readConfig({ FDRECYCLE_CLIENTS: '  ', FDRECYCLE_OPTIONS: '', FDRECYCLE_DISABLE: '0' }).clients.size).toBe(5)
   })
 
@@ -45,8 +45,14 @@ describe('readConfig()', () => {
   })
 
   it('FDRECYCLE_DISABLE=1 wins and reads nothing else; other values than 1 / 0 are refused', () => {
-    expect(readConfig({ FDRECYCLE_DISABLE: '1', FDRECYCLE_CLIENTS: 'nope', FDRECYCLE_OPTIONS: '{' })).toEqual({ disabled: true, clients: new Set(), options: undefined })
+    expect(readConfig({ FDRECYCLE_DISABLE: '1', FDRECYCLE_CLIENTS: 'nope', FDRECYCLE_OPTIONS: '{', FDRECYCLE_REPORT: 'x' })).toEqual({ disabled: true, clients: new Set(), options: undefined, report: undefined })
     expect(configError({ FDRECYCLE_DISABLE: 'true' }).message).toBe("FDRECYCLE_DISABLE: expected 1 to disable, or 0 (or unset); received 'true'")
+  })
+
+  it('FDRECYCLE_REPORT: stderr, or unset', () => {
+    expect(readConfig({ FDRECYCLE_REPORT: 'stderr' }).report).toBe('stderr')
+    expect(readConfig({ FDRECYCLE_REPORT: '' }).report).toBeUndefined()
+    expect(configError({ FDRECYCLE_REPORT: 'stdout' }).message).toBe("FDRECYCLE_REPORT: expected stderr (or unset); received 'stdout'")
   })
 })
 

@@ -30,6 +30,7 @@ export const METRICS: readonly MetricRow[] = Object.freeze([
   row('resetsSent', 'fdrecycle.resets.sent', 'counter', '{reset}', 'Connections ended with an RST (resetAndDestroy, the reset policy, connections that broke).'),
   row('drainTimeouts', 'fdrecycle.drains.timeouts', 'counter', '{drain}', 'Peers that sent no EOF within drainTimeoutMs.'),
   row('drainsShed', 'fdrecycle.drains.shed', 'counter', '{drain}', 'Drains closed early because maxDraining was reached.'),
+  row('finDelaysShed', 'fdrecycle.fin_delays.shed', 'counter', '{connection}', 'Withheld FINs sent at once because maxDraining was reached.'),
   row('discardedBytes', 'fdrecycle.discarded', 'counter', 'By', 'Bytes that arrived after their socket\'s user had let go, read and dropped.'),
   row('idle', 'fdrecycle.fds.idle', 'gauge', '{fd}', 'Idle file descriptors in the pools, cooling ones included.'),
   row('cooling', 'fdrecycle.fds.cooling', 'gauge', '{fd}', 'Idle file descriptors released in this or the last event-loop turn, lendable after the next poll phase.'),
