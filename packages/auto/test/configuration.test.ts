@@ -18,7 +18,7 @@ describe.runIf(isLinux && isRecyclingSupported())('configuration without code', 
       expect(r.code).toBe(0)
       const p = probe(r.stdout)
       expect(p).toMatchObject({
-        installed: ['pg', 'ioredis', 'http', 'fetch'],
+        installed: ['pg', 'ioredis', 'redis', 'http', 'fetch'],
         pgStream: 'RecycledSocket',
         ioredisConnector: 'Connector',
         httpAgent: 'RecycledAgent',

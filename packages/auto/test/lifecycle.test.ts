@@ -73,7 +73,7 @@ describe.runIf(isLinux && isRecyclingSupported())('process lifecycle with the pr
   it('clients loaded before it by another preload: ioredis patched in place, pg left plain with one warning', async () => {
     const r = await runNode(['-r', './load-clients.cjs', '-r', '@fdrecycle/auto', 'probe.cjs'])
     expect(r.code).toBe(0)
-    expect(lastLine(r.stdout)).toMatchObject({ installed: ['pg', 'ioredis', 'http', 'fetch'], pgStream: 'Socket', ioredisConnector: 'Connector' })
+    expect(lastLine(r.stdout)).toMatchObject({ installed: ['pg', 'ioredis', 'redis', 'http', 'fetch'], pgStream: 'Socket', ioredisConnector: 'Connector' })
     const warnings = r.stderr.split('\n').filter((l) => l.includes('FDRECYCLE_AUTO_SKIPPED'))
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatch(/\(pg\): pg in .+ was loaded before @fdrecycle\/auto; its connections stay plain/)

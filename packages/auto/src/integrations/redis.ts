@@ -17,12 +17,13 @@ import { dirname, join, sep } from 'node:path'
 import tls from 'node:tls'
 import vm from 'node:vm'
 import { observeWrites, type SocketRecycler } from '@fdrecycle/core'
-import { Hook } from 'require-in-the-middle'
+import { hookFile } from '../hook.js'
 import type { Integration, IntegrationContext } from '../integration.js'
 
 /** The socket module inside the @redis/client package, and as require-in-the-middle names it. */
 const SOCKET_FILE = join('dist', 'lib', 'client', 'socket.js')
-const SOCKET_MODULE = join('@redis', 'client', SOCKET_FILE)
+/** The same file as the preload's require hook names it (hook.ts: a package path without `.js`). */
+const SOCKET_HOOK = '@redis/client/dist/lib/client/socket'
 
 /** redis 4.0's client package, before it became @redis/client (4.1): left plain, with a warning. */
 const LEGACY_PACKAGE = '@node-redis/client'
@@ -61,33 +62,31 @@ export const redis: Integration = {
       seen.add(dir)
       context.skip(`node-redis: ${LEGACY_PACKAGE} at ${dir} (redis 4.0) is not a version @fdrecycle/auto is tested with (redis 4.1 and later, 5, 6); its clients stay plain`)
     }
-    // Loaded before: every copy in require.cache (an app may hold several versions); require.cache
-    // is the process's one CommonJS cache, whatever path the require is made for.
-    for (const [filename, mod] of Object.entries(createRequire(join(process.cwd(), 'noop.js')).cache)) {
-      if (mod && isSocketFile(filename)) patch(mod.exports as SocketModuleExports, filename)
+    // Loaded before (every copy in require.cache: an app may hold several versions) and after, by
+    // require or by an import of the CommonJS package: the preload's one require hook (hook.ts).
+    const undo = [
+      hookFile(SOCKET_HOOK, (exports, basedir) => {
+        patch(exports as SocketModuleExports, join(basedir, SOCKET_FILE))
+        return exports
+      }),
+      hookFile(LEGACY_PACKAGE, (exports, basedir) => {
+        skipLegacy(basedir)
+        return exports
+      }),
+    ]
+    // redis 4.0 loaded before: its main file is not where hookFile looks for a loaded copy
+    for (const filename of Object.keys(createRequire(join(process.cwd(), 'noop.js')).cache)) {
       const legacy = filename.indexOf(`${sep}${LEGACY_PACKAGE.replace('/', sep)}${sep}`)
-      if (mod && legacy >= 0) skipLegacy(filename.slice(0, legacy + 1 + LEGACY_PACKAGE.length))
+      if (legacy >= 0) skipLegacy(filename.slice(0, legacy + 1 + LEGACY_PACKAGE.length))
     }
-    // Loaded after, by require or by an import of the CommonJS package.
-    // require-in-the-middle names a package's internal files `<package>/<relative path>`, and only
-    // for a package it hooks as a whole: every file of @redis/client passes here, one is kept.
-    const hook = new Hook(['@redis/client', LEGACY_PACKAGE], { internals: true }, (exports, name, basedir) => {
-      if (basedir !== undefined && name === SOCKET_MODULE) patch(exports as unknown as SocketModuleExports, join(basedir, SOCKET_FILE))
-      else if (basedir !== undefined && name === LEGACY_PACKAGE) skipLegacy(basedir)
-      return exports
-    })
 
     return () => {
-      hook.unhook()
+      for (const u of undo.reverse()) u()
       for (const [exports, original] of patched) exports.default = original
       patched.clear()
       seen.clear()
     }
   },
-}
-
-function isSocketFile(filename: string): boolean {
-  return filename.endsWith(`${sep}@redis${sep}client${sep}${SOCKET_FILE}`)
 }
 
 /**
