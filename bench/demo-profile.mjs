@@ -18,7 +18,7 @@ import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseCli } from './lib/cli.mjs'
 import { selfTimes } from './lib/cpuprofile.mjs'
 import { buckets, PERF_HZ, perfAvailable, perfRecord } from './lib/perf-buckets.mjs'
 import { BENCH_DIR, runJson } from './lib/procs.mjs'
@@ -40,41 +40,20 @@ const USAGE = `usage: node bench/demo-profile.mjs [options]
                     print its CPU time by bucket, µs per connection (needs perf and permission)
   --strace          syscalls per connection instead (strace -f -c, n and 3n)`
 
-let args
-try {
-  args = parseArgs({
-    options: {
-      workload: { type: 'string', default: 'both' },
-      n: { type: 'string', default: '4000' },
-      warmup: { type: 'string', default: '1500' },
-      'in-flight': { type: 'string', default: '16' },
-      repeat: { type: 'string', default: '5' },
-      profile: { type: 'boolean', default: false },
-      top: { type: 'string', default: '20' },
-      strace: { type: 'boolean', default: false },
-      perf: { type: 'boolean', default: false },
-      backends: { type: 'string', default: '32' },
-      recycler: { type: 'string', default: '{}' },
-      'node-flag': { type: 'string', multiple: true, default: [] },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`)
-  process.exit(2)
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-const int = (name, min) => {
-  const v = Number(args[name])
-  if (!Number.isInteger(v) || v < min) {
-    process.stderr.write(`--${name} must be an integer >= ${min}\n${USAGE}\n`)
-    process.exit(2)
-  }
-  return v
-}
+const { args, int } = parseCli({
+  workload: { type: 'string', default: 'both' },
+  n: { type: 'string', default: '4000' },
+  warmup: { type: 'string', default: '1500' },
+  'in-flight': { type: 'string', default: '16' },
+  repeat: { type: 'string', default: '5' },
+  profile: { type: 'boolean', default: false },
+  top: { type: 'string', default: '20' },
+  strace: { type: 'boolean', default: false },
+  perf: { type: 'boolean', default: false },
+  backends: { type: 'string', default: '32' },
+  recycler: { type: 'string', default: '{}' },
+  'node-flag': { type: 'string', multiple: true, default: [] },
+}, USAGE)
 const n = int('n', 1)
 const warmup = int('warmup', 0)
 const inFlight = int('in-flight', 1)

@@ -6,10 +6,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { isRecyclingSupported, recyclingSupport } from '@fdrecycle/core'
 import { chart } from './lib/chart.mjs'
 import { cleanupAll } from './lib/cleanup.mjs'
+import { parseCli } from './lib/cli.mjs'
 import { BENCH_DIR } from './lib/procs.mjs'
 import { markdown } from './lib/report.mjs'
 import { machineInfo, machineLine, sourceInfo } from './lib/system.mjs'
@@ -37,27 +37,14 @@ const USAGE = `usage: npm run bench [-- options]
   --list            list the scenarios and exit
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`
 
-let args
-try {
-  args = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string', multiple: true },
-      rounds: { type: 'string' },
-      duration: { type: 'string' },
-      out: { type: 'string' },
-      list: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`)
-  process.exit(2)
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
+const { args } = parseCli({
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string', multiple: true },
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  out: { type: 'string' },
+  list: { type: 'boolean', default: false },
+}, USAGE)
 if (args.list) {
   for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(12)} ${s.title}\n`)
   process.exit(0)

@@ -15,7 +15,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseCli } from './lib/cli.mjs'
 import { cleanupAll } from './lib/cleanup.mjs'
 import { BENCH_DIR, compileNative, runJson, startLineServer } from './lib/procs.mjs'
 import { selfTimes } from './lib/cpuprofile.mjs'
@@ -32,38 +32,17 @@ const USAGE = `usage: node bench/profile.mjs [options]
   --top <n>         rows per table (default 25)
   --save <dir>      keep the .cpuprofile files there`
 
-let args
-try {
-  args = parseArgs({
-    options: {
-      kind: { type: 'string', default: 'http' },
-      server: { type: 'string', default: 'node' },
-      n: { type: 'string', default: '10000' },
-      warmup: { type: 'string', default: '3000' },
-      'in-flight': { type: 'string', default: '16' },
-      repeat: { type: 'string', default: '3' },
-      interval: { type: 'string', default: '100' },
-      top: { type: 'string', default: '25' },
-      save: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values
-} catch (err) {
-  process.stderr.write(`${err.message}\n${USAGE}\n`)
-  process.exit(2)
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-const int = (name, min) => {
-  const v = Number(args[name])
-  if (!Number.isInteger(v) || v < min) {
-    process.stderr.write(`--${name} must be an integer >= ${min}\n${USAGE}\n`)
-    process.exit(2)
-  }
-  return v
-}
+const { args, int } = parseCli({
+  kind: { type: 'string', default: 'http' },
+  server: { type: 'string', default: 'node' },
+  n: { type: 'string', default: '10000' },
+  warmup: { type: 'string', default: '3000' },
+  'in-flight': { type: 'string', default: '16' },
+  repeat: { type: 'string', default: '3' },
+  interval: { type: 'string', default: '100' },
+  top: { type: 'string', default: '25' },
+  save: { type: 'string' },
+}, USAGE)
 const n = int('n', 1)
 const warmup = int('warmup', 0)
 const inFlight = int('in-flight', 1)
