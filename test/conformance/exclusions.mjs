@@ -29,15 +29,5 @@ export const EXCLUSIONS = new Map([
 // Differences from `net` that are known and not fixed yet, each with its cause. They are run like
 // every other test; their failure is reported, not counted, and a listed test that passes (in
 // every mode, on a listed Node major) fails the run, so that this list only ever shrinks.
-const HANDLE_LATE =
-  "the socket has no _handle until an fd is lent (after the lookup, or the pool's answer): net creates its handle " +
-  'synchronously in connect(). Open: issue 11, section 6.'
-export const KNOWN_DIFFERENCES = new Map([
-  ['test-net-buffersize.js', { majors: [20, 22, 24, 26], reason: `bufferSize is undefined while connecting: ${HANDLE_LATE}` }],
-  ['test-net-connect-keepalive.js', { majors: [20, 22, 24, 26], reason: `client._handle.setKeepAlive right after connect(): ${HANDLE_LATE}` }],
-  ['test-net-connect-nodelay.js', { majors: [20, 22, 24, 26], reason: `client._handle.setNoDelay right after connect(): ${HANDLE_LATE}` }],
-  [
-    'test-tls-connect-given-socket.js',
-    { majors: [20, 22], reason: `tls.connect({ socket }) on a still-connecting socket takes the JS-stream path: ${HANDLE_LATE}` },
-  ],
-])
+// (Entries look like: ['test-net-x.js', { majors: [20, 22, 24, 26], reason: '...' }].)
+export const KNOWN_DIFFERENCES = new Map([])

@@ -22,7 +22,8 @@ const LINGER_POLL_MS = 10
 
 /**
  * One generic-pool of fds per address family: an IPv6 fd cannot connect to an IPv4 address
- * (EAFNOSUPPORT/EINVAL), so the family picks the pool. Idle fds are unconnected (or parked, see
+ * (EAFNOSUPPORT/EINVAL), so the family picks the pool (a handle with no kernel socket yet takes the
+ * family of its first connect). Idle fds are unconnected (or parked, see
  * lifecycle.ts); borrowed ones are in use or draining.
  *
  * generic-pool does: the queue of connects waiting for an fd (in order, with
@@ -31,6 +32,8 @@ const LINGER_POLL_MS = 10
  * - a connect without a promise when an fd is warm: released fds stay on loan to this class
  *   (`#warm`, LIFO) and `acquireNow()` takes one synchronously; `#sweep` ages them out as
  *   generic-pool's evictor would;
+ * - without a cap (`maxSockets` 0), a new fd synchronously when none is warm, so that a socket
+ *   has its handle when connect() returns, as net's has (`acquireNow()`);
  * - the quarantine: a released fd is lendable only after one poll phase (`release()`);
  * - lazy validation that can say "later": a parked fd still in LAST_ACK waits in `#lingering`
  *   until its last ACK, and is looked at again by the next acquireNow() or, while connects wait,
@@ -147,7 +150,25 @@ export class FdPool {
       lingering.push(pooled)
       if (++later >= MAX_LATER_PER_ACQUIRE) break
     }
+    // Nothing lendable, no cap to keep (maxSockets 0), and generic-pool neither holds an idle fd nor
+    // is making one (minIdle's fds go out through acquire()): a new handle at once, fd-less, as
+    // net.Socket#connect makes one; the kernel socket comes with its first connect. It stays with
+    // this class, never generic-pool's: released, it joins #warm like any other fd.
+    const pool = this.#pools[family]
+    if (this.#options.maxSockets === 0 && pool.size === pool.borrowed) return this.#hooks.create(family, false)
     return undefined
+  }
+
+  /**
+   * Gives a lent handle with no kernel socket yet the family of the address it is about to connect
+   * to; false if it cannot take it (it has a socket, or is generic-pool's, whose per-family
+   * accounting must not change).
+   */
+  refamily(pooled: PooledFd, family: 4 | 6): boolean {
+    if (pooled.family === family) return true
+    if (pooled.fd >= 0 || this.#pools[pooled.family].isBorrowedResource(pooled)) return false
+    pooled.family = family
+    return true
   }
 
   #drop(pooled: PooledFd): void {
@@ -303,7 +324,7 @@ export class FdPool {
    */
   #offer(pooled: PooledFd): void {
     const pool = this.#pools[pooled.family]
-    if (pool.pending === 0) {
+    if (pool.pending === 0 || !pool.isBorrowedResource(pooled)) {
       this.#warm[pooled.family].push(pooled)
       pooled.idleSince = Date.now()
       this.#scheduleSweep()

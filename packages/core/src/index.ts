@@ -2,7 +2,7 @@ export { SocketRecycler, defaultRecycler, configureDefaultRecycler, type Recycle
 export { RecycledSocket } from './recycled-socket.js'
 export { isRecyclingSupported, recyclingSupport, TESTED_NODE_MAJORS, type RecyclingSupport } from './support.js'
 export { observeWrites } from './internals/write-observer.js'
-export { tlsConnectOverSocket } from './internals/tls-over-socket.js'
+export { tlsConnectOverSocket, withHandleHidden } from './internals/tls-over-socket.js'
 export { DEFAULT_OPTIONS, validateOptions, type RecyclerOptions, type ResolvedRecyclerOptions, type DrainTimeoutPolicy } from './options.js'
 export {
   FdRecycleError, InvalidOptionError, InvalidArgumentError, RecyclerClosedError, AcquireTimeoutError, UnsupportedError,

@@ -26,7 +26,11 @@ const kPooledFd = Symbol('fdrecycle.pooledFd')
  */
 export class PooledFd {
   readonly id = nextId++
-  readonly family: 4 | 6
+  /**
+   * The address family of the kernel socket, fixed once there is one; a `fresh` handle (no kernel
+   * socket yet) takes the family of its first connect (RecycledSocket sets it before the connect).
+   */
+  family: 4 | 6
   #handle: TcpHandle
   #state: FdState
   /** Connections this fd has served (counts connect attempts that reached the kernel). */

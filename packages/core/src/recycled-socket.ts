@@ -3,7 +3,7 @@ import net from 'node:net'
 import {
   normalizeConnectArgs, dnsOptions, interleaveFamilies, invalidAddressFamily, invalidIpAddress, validateConnectOptions, type Destination,
 } from './connect-args.js'
-import { RecyclerClosedError, UnsupportedError } from './errors.js'
+import { ErrorCodes, FdRecycleError, RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
 import {
@@ -51,6 +51,8 @@ export class RecycledSocket extends net.Socket {
   #released = false
   #serial = 0
   #attempts: Attempts | null = null
+  /** #pooled was taken at connect(), before the lookup, and no connect is issued on it yet. */
+  #held = false
 
   /** @internal Made by SocketRecycler#createSocket / #createConnection, which pass their host. */
   constructor(host: object, options?: net.SocketConstructorOpts & Record<string, unknown>) {
@@ -134,9 +136,26 @@ export class RecycledSocket extends net.Socket {
     if (family === 4 || family === 6) {
       this.#connectTo({ address: host, family }, port)
     } else {
+      this.#hold(host, options)
       this.#lookup(host, port, options)
     }
     return this
+  }
+
+  /**
+   * net.Socket#connect makes its handle before the lookup: code that reads `_handle`, `bufferSize`
+   * or wraps the connecting socket in TLS right after connect() finds one. So does this socket: an
+   * fd is taken now, of the family the host resolved to last time (or the lookup's `family`, else
+   * IPv4); an fd-less handle fits either. If the lookup answers with the other family, the fd goes
+   * back unused and one of that family is taken, as net moves to a new handle for its next attempt.
+   * With `maxSockets` reached (or set, and no fd idle), the handle comes with the pool's answer.
+   */
+  #hold(host: string, options: Record<string, unknown>): void {
+    const hint = options.family
+    const family = hint === 4 || hint === 6 ? hint : hostFamily(host)
+    const pooled = this.#host.acquireNow(family)
+    if (!pooled) return
+    if (this.#take(pooled)) this.#held = true
   }
 
   #lookup(host: string, port: number, options: Record<string, unknown>): void {
@@ -155,6 +174,7 @@ export class RecycledSocket extends net.Socket {
         for (const a of addresses) this.emit('lookup', null, a.address, a.family, host)
         if (!this.connecting) return
         const list = interleaveFamilies(addresses)
+        if (list.length > 0) rememberHostFamily(host, list[0]!.family)
         if (list.length === 0) {
           // as lookupAndConnectMultiple: the first answer names the fault
           const first = addresses[0]
@@ -193,6 +213,7 @@ export class RecycledSocket extends net.Socket {
         process.nextTick(() => this.destroy(error))
       } else {
         // the lookup's family picks the pool, as it picks connect or connect6 in net
+        rememberHostFamily(host, family)
         this.#connectTo({ address, family }, port)
       }
     }) as unknown as LookupAllCallback)
@@ -200,6 +221,20 @@ export class RecycledSocket extends net.Socket {
 
   /** Takes an fd of the destination's family (Happy Eyeballs cannot swap it), then connects it. */
   #connectTo(destination: Destination, port: number): void {
+    const held = this.#held ? this.#pooled : null
+    if (held) {
+      if (this.#host.closed) {
+        // the recycler closed during the lookup: the connect fails, the fd goes back (closed)
+        this.destroy(new RecyclerClosedError())
+        return
+      }
+      if (this.#host.refamily(held, destination.family)) {
+        this.#held = false
+        this.#issue(held, destination, port)
+        return
+      }
+      this.#letGoHeld()
+    }
     const serial = ++this.#serial
     const ready = this.#host.acquireNow(destination.family)
     if (ready) {
@@ -227,12 +262,22 @@ export class RecycledSocket extends net.Socket {
   }
 
   #attach(pooled: PooledFd, destination: Destination, port: number): void {
-    if (!this.#host.checkout(pooled, this, this.#wanted)) {
+    if (!this.#take(pooled)) {
       this.#connectTo(destination, port)
       return
     }
-    // release policy: the adaptive finDelay is learnt per destination
-    pooled.destination = destinationKey(destination.address, port)
+    if (!this.#host.refamily(pooled, destination.family)) {
+      // not reachable: acquire(family) lends that family's fds (a bug if it did not)
+      this.#letGoHeld()
+      this.destroy(new FdRecycleError(ErrorCodes.INTERNAL, `an IPv${pooled.family} fd was lent for an IPv${destination.family} address`))
+      return
+    }
+    this.#issue(pooled, destination, port)
+  }
+
+  /** Checks the fd out to this socket and makes its handle this socket's; false if the fd had to be closed instead. */
+  #take(pooled: PooledFd): boolean {
+    if (!this.#host.checkout(pooled, this, this.#wanted)) return false
     const handle = pooled.handle
     this.#pooled = pooled
     this.#sawEof = false
@@ -240,6 +285,25 @@ export class RecycledSocket extends net.Socket {
     pooled.owner = this
     this.#readBase = handle.bytesRead
     this.#writtenBase = handle.bytesWritten
+    return true
+  }
+
+  /** The fd taken at connect() goes back unused (no connect was issued on it). */
+  #letGoHeld(): void {
+    const pooled = this.#pooled!
+    this.#held = false
+    this.#pooled = null
+    const handle = socketHandle(this)
+    const tls = handle !== null && wrappedByTls(handle)
+    detachHandle(this, false, tls)
+    pooled.owner = null
+    this.#host.unused(pooled, tls, this.#dirty)
+  }
+
+  /** Connects the socket's fd (its handle already the socket's) to `destination`. */
+  #issue(pooled: PooledFd, destination: Destination, port: number): void {
+    // release policy: the adaptive finDelay is learnt per destination
+    pooled.destination = destinationKey(destination.address, port)
     const attempts = this.#attempts
     if (attempts) {
       attemptedAddresses(this).push(
@@ -361,6 +425,19 @@ export class RecycledSocket extends net.Socket {
     const pooled = this.#pooled
     if (this.#attempts?.timer) clearTimeout(this.#attempts.timer)
     this.#attempts = null
+    if (this.#held && pooled) {
+      // Destroyed during the lookup, the fd taken at connect() and no connect issued: it goes back
+      // unused; 'close' after a loop turn, as net's after its handle's close callback.
+      setConnecting(this, false)
+      clearSocketTimeout(this)
+      this.#released = true
+      this.#finalRead = 0
+      this.#finalWritten = 0
+      this.#letGoHeld()
+      callback(error)
+      setImmediate(() => this.emit('close', error !== null && error !== undefined))
+      return
+    }
     if (this.#plain || !pooled || !socketHandle(this)) {
       if (this.#plainCounted) {
         this.#plainCounted = false
@@ -545,6 +622,24 @@ function timedOutError(address: string, port: number): Error {
   err.syscall = 'connect'
   Object.assign(err, { address, port })
   return err
+}
+
+/**
+ * The family each host name resolved to first, last time (capped): the fd a connect() takes before
+ * its lookup is of that family, so that the lookup rarely sends it back.
+ */
+const hostFamilies = new Map<string, 4 | 6>()
+const MAX_HOST_FAMILIES = 4096
+
+function hostFamily(host: string): 4 | 6 {
+  return hostFamilies.get(host) ?? 4
+}
+
+function rememberHostFamily(host: string, family: number): void {
+  if (family !== 4 && family !== 6) return
+  if (hostFamilies.get(host) === family) return
+  if (hostFamilies.size >= MAX_HOST_FAMILIES) hostFamilies.clear()
+  hostFamilies.set(host, family)
 }
 
 /** `address:port` strings by address and port, made once: a new string per connection costs its hash at every lookup. */

@@ -34,7 +34,15 @@ export interface SocketHost {
   /** An fd that can be lent right now, if any (no promise round trip). */
   acquireNow(family: 4 | 6): PooledFd | undefined
   acquire(family: 4 | 6): Promise<PooledFd>
+  /** A lent fd-less handle takes the family of the address it will connect to; false if it cannot. */
+  refamily(pooled: PooledFd, family: 4 | 6): boolean
   giveBack(pooled: PooledFd): void
+  /**
+   * The socket lets go of an fd it took at connect() before issuing any connect on it (destroyed
+   * during the lookup, or the lookup chose the other family): back to the pool as lent, or closed
+   * if a TLS socket wrapped its handle meanwhile.
+   */
+  unused(pooled: PooledFd, tls: boolean, dirty: number): void
   /** Takes the fd for this socket; false if the fd had to be closed instead (acquire another). */
   checkout(pooled: PooledFd, socket: net.Socket, wanted: number): boolean
   connected(pooled: PooledFd): void
@@ -53,6 +61,8 @@ const TENANT_ENDED: ReleaseEvent = Object.freeze({ kind: 'tenant-ended' })
 const PEER_EOF: ReleaseEvent = Object.freeze({ kind: 'peer-eof' })
 const ATTEMPT_FAILED_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', hasFd: true })
 const ATTEMPT_FAILED_NO_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', hasFd: false })
+const UNUSED_FD: ReleaseEvent = Object.freeze({ kind: 'never-connected', hasFd: true })
+const UNUSED_NO_FD: ReleaseEvent = Object.freeze({ kind: 'never-connected', hasFd: false })
 /** tenant-left events by their six flags: no object per release. */
 const LEFT_EVENTS: ReleaseEvent[] = Array.from({ length: 64 }, (_, i) =>
   Object.freeze({
@@ -84,7 +94,9 @@ export function createSocketHost(r: RecyclerState): SocketHost {
     },
     acquireNow: (family) => acquireNow(r, family),
     acquire: (family) => acquire(r, family),
+    refamily: (pooled, family) => r.pool !== null && r.pool.refamily(pooled, family),
     giveBack: (pooled) => giveBack(r, pooled),
+    unused: (pooled, tls, dirty) => unused(r, pooled, tls, dirty),
     checkout: (pooled, socket, wanted) => checkout(r, pooled, socket, wanted),
     connected,
     tenantEnded: (pooled) => releaseStep(r, pooled, TENANT_ENDED),
@@ -151,6 +163,16 @@ function checkout(r: RecyclerState, pooled: PooledFd, socket: net.Socket, wanted
   if (pooled.uses > 0) r.counters.reusedConnections++
   if (channels.socketAcquired.hasSubscribers) channels.socketAcquired.publish({ socket, fd: pooled, reused: pooled.uses > 0 })
   return true
+}
+
+function unused(r: RecyclerState, pooled: PooledFd, tls: boolean, dirty: number): void {
+  r.active.delete(pooled)
+  pooled.dirty |= dirty
+  if (pooled.state === 'closed') return r.settled()
+  if (r.closed) return closePooled(r, pooled, 'recycler closed')
+  // TLSWrap holds the handle as its stream: it goes with that TLS socket, as net's would
+  if (tls) return closePooled(r, pooled, 'wrapped by TLS before its connect')
+  releaseStep(r, pooled, pooled.fd >= 0 ? UNUSED_FD : UNUSED_NO_FD)
 }
 
 function connected(pooled: PooledFd): void {

@@ -1,6 +1,6 @@
 import net from 'node:net'
 import tls from 'node:tls'
-import { InvalidArgumentError, type RecycledSocket, type SocketRecycler } from '@fdrecycle/core'
+import { InvalidArgumentError, tlsConnectOverSocket, type RecycledSocket, type SocketRecycler } from '@fdrecycle/core'
 import { ConnectTimeoutError } from './connect-timeout-error.js'
 import { describe, optionalBoolean, optionalInteger, resolveRecycler, tcpConnectOptions } from './options.js'
 import { SessionCache } from './session-cache.js'
@@ -98,16 +98,19 @@ export function undiciConnector(recycler?: SocketRecycler, options: UndiciConnec
       const session = customSession || sessions.get(sessionKey) || null
       const portNumber = Number(port) || 443
       transport = httpSocket ?? resolved.createConnection({ ...tcp, host: hostname, port: portNumber, localAddress: localAddress ?? undefined } as net.NetConnectOpts)
-      socket = tls.connect({
+      const secure = {
         highWaterMark: 16384, // as undici: TLS records are at most 16 KiB
         ...tlsOptions,
         servername: name ?? undefined,
         session: session ?? undefined,
         ALPNProtocols: allowH2 ? ['http/1.1', 'h2'] : ['http/1.1'],
-        socket: transport,
         port: portNumber,
         host: hostname,
-      } as tls.ConnectionOptions)
+      } as tls.ConnectionOptions
+      // Over a recycled socket, through its own methods (Node's JS-stream path), never its TCP
+      // handle: TLS's end() then goes through the socket's end(), which withholds our FIN for the
+      // server's. undici's own socket (a tunnel through a proxy) is wrapped as undici would.
+      socket = httpSocket ? tls.connect({ ...secure, socket: httpSocket }) : tlsConnectOverSocket(transport, secure)
       socket.on('session', (s: Buffer) => sessions.set(sessionKey, s))
     } else {
       if (httpSocket) throw new TypeError('httpSocket can only be sent on TLS update')

@@ -1,3 +1,4 @@
+import type tls from 'node:tls'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Agent, errors, request } from 'undici'
 import { InvalidArgumentError, InvalidOptionError, SocketRecycler } from '@fdrecycle/core'
@@ -71,6 +72,23 @@ describe.runIf(isLinux)('undiciConnector', () => {
     expect(recycler.stats().connections).toBe(21)
     if (recyclingSupported) expect(recycler.stats().fdsCreated).toBeLessThanOrEqual(8)
     else expect(recycler.stats()).toMatchObject(passthroughStats(21))
+  })
+
+  it("https: TLS runs over the recycled socket's own methods (a JS stream), never its TCP handle, so that its end() reaches the recycler", async () => {
+    const cert = selfSignedCert()
+    recycler = new SocketRecycler()
+    const connect = undiciConnector(recycler, { ca: cert.cert })
+    await using srv = await upstream((_req, res) => res.end('ok'), cert)
+    for (const hostname of ['localhost', '127.0.0.1']) {
+      const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        connect({ hostname, host: hostname, protocol: 'https:', port: String(srv.port), servername: null, localAddress: null, httpSocket: undefined } as never,
+          (err, s) => (err ? reject(err) : resolve(s as tls.TLSSocket)))
+      })
+      // Over the handle (TLSWrap in C++), TLS's end() would be libuv's shutdown: a FIN below JavaScript.
+      expect((socket as unknown as { ssl: { _parent: object } }).ssl._parent.constructor.name).toBe('JSStream')
+      socket.destroy()
+    }
+    await settled(recycler)
   })
 
   it('keep-alive: an idle connection undici lets go of is recycled for the next one', async () => {

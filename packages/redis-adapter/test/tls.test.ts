@@ -165,7 +165,7 @@ describe.each(majors)('$name, TLS', ({ Redis }) => {
     const seen: unknown[] = []
     const r = client()
     await r.ping()
-    // TLSSocket over a socket that had no handle yet: Node wraps it in a JS stream (its _parent).
+    // TLS over the recycled socket's own methods (tlsConnectOverSocket): Node wraps it in a JS stream (its _parent).
     const parent = (streamOf(r) as unknown as { _parent?: unknown })._parent
     seen.push(parent instanceof RecycledSocket, (parent as RecycledSocket).recycled)
     await r.quit()

@@ -1,5 +1,7 @@
 import net from 'node:net'
 import { dissolve, openTcpSocket } from '../ffi/syscalls.js'
+import { hookConnect } from './connect-hook.js'
+import { rehookNoDelay } from './nodelay-hook.js'
 
 /**
  * Every private access to Node's net internals lives in this folder (src/internals/), behind the
@@ -152,6 +154,8 @@ export function detachHandle(socket: net.Socket, keepReading = false, tlsWrapped
   const s = socket as unknown as SocketInternals
   const handle = s._handle
   if (!handle) return null
+  // (a TLS tenant's handle is replaced at release, rehandle.ts: left as TLS left it)
+  const scrub = !tlsWrapped || !wrappedByTls(handle)
   // A handle that goes on reading keeps its epoll registration as it is: no epoll_ctl at all.
   if (!keepReading) handle.readStop()
   // readStop() does not clear the JS flag; a stale `true` would keep the next tenant from reading.
@@ -160,7 +164,25 @@ export function detachHandle(socket: net.Socket, keepReading = false, tlsWrapped
   handle.onread = noop
   s._handle = null
   s._sockname = null
+  if (scrub) scrubHandle(handle)
   return handle
+}
+
+/** The own properties a pooled handle carries: net's, and this library's hooks. */
+const HANDLE_OWN_KEYS = new Set(['onread', 'reading', 'connect', 'connect6', 'setNoDelay'])
+
+/**
+ * Makes a handle as the next tenant must meet it: net hands its handle to the socket's user as
+ * `socket._handle`, and code (Node's own tests among it) replaces methods on it. A plain handle
+ * dies with its socket; a pooled one would carry them to the next connection. Own properties a
+ * tenant added are removed, and the library's hooks put back.
+ */
+function scrubHandle(handle: TcpHandle): void {
+  for (const key of Object.keys(handle)) {
+    if (!HANDLE_OWN_KEYS.has(key)) delete handle[key as keyof TcpHandle]
+  }
+  hookConnect(handle)
+  rehookNoDelay(handle)
 }
 
 function noop(): void {}

@@ -24,6 +24,11 @@ export function hookNoDelay(handle: TcpHandle, state: NoDelayState): void {
   handle.setNoDelay = trackedSetNoDelay
 }
 
+/** The hook back in place (a tenant may have replaced the method on its handle); the state stays. */
+export function rehookNoDelay(handle: TcpHandle): void {
+  if (handle[kState] !== undefined) handle.setNoDelay = trackedSetNoDelay
+}
+
 function trackedSetNoDelay(this: TcpHandle, enable: boolean): number {
   const state = this[kState] as NoDelayState
   const on = enable ? 1 : 0

@@ -59,6 +59,11 @@ export type ReleaseEvent =
   | { readonly kind: 'connect-done'; readonly failed: boolean }
   /** one attempt of a multi-address connect failed: the fd is settled, the socket tries the next */
   | { readonly kind: 'attempt-failed'; readonly hasFd: boolean }
+  /**
+   * the socket let go of an fd it took at connect() (as net makes its handle there) before any
+   * connect was issued on it: destroyed during the lookup, or the lookup chose the other family
+   */
+  | { readonly kind: 'never-connected'; readonly hasFd: boolean }
 
 export type Counter = 'peerClosedFirst' | 'finSentFirst' | 'drainTimeouts'
 
@@ -185,6 +190,9 @@ const CONNECT = {
   noSocket: row('connecting', release('fresh', 'connect failed before the kernel made a socket')),
   // A failed non-blocking connect leaves the socket SS_CONNECTING: dissolve it before reuse.
   failed: row('connecting', dissolve('connect failed')),
+  // No connect was ever issued: the socket is as the pool lent it (unconnected), or has none yet.
+  unusedFd: row('connecting', release('idle', 'taken at connect(), never connected')),
+  unusedNoSocket: row('connecting', release('fresh', 'taken at connect(), never connected')),
 }
 
 const LEFT = {
@@ -310,6 +318,10 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
 
     case 'attempt-failed':
       return event.hasFd ? CONNECT.failed : CONNECT.noSocket
+
+    case 'never-connected':
+      if (s !== 'connecting') return STAY(s)
+      return event.hasFd ? CONNECT.unusedFd : CONNECT.unusedNoSocket
   }
 }
 

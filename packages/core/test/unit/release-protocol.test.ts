@@ -84,6 +84,13 @@ describe('release protocol: tenant leaves while connecting (aborted connect)', (
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: true }, 'connecting', ['dissolve'])
     expectStep(ctx('connecting'), { kind: 'attempt-failed', hasFd: false }, 'connecting', ['release:fresh'])
   })
+  it('an fd taken at connect() and let go before any connect was issued goes back as lent: no syscall', () => {
+    expectStep(ctx('connecting'), { kind: 'never-connected', hasFd: true }, 'connecting', ['release:idle'])
+    expectStep(ctx('connecting'), { kind: 'never-connected', hasFd: false }, 'connecting', ['release:fresh'])
+  })
+  it.each<FdState>(['open', 'awaiting-eof', 'finished'])('never-connected in %s (connected after all): nothing', (s) => {
+    expectStep(ctx(s), { kind: 'never-connected', hasFd: true }, s, [])
+  })
 })
 
 describe('release protocol: tenant leaves', () => {
@@ -250,6 +257,7 @@ describe('release protocol and TRANSITIONS agree', () => {
       { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer' }, { kind: 'drain-eof' }, { kind: 'drain-error' },
       { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
       { kind: 'attempt-failed', hasFd: true }, { kind: 'attempt-failed', hasFd: false },
+      { kind: 'never-connected', hasFd: true }, { kind: 'never-connected', hasFd: false },
       ...Array.from({ length: 64 }, (_, i) => left({
         connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
       })),
