@@ -3,6 +3,11 @@ import { debuglog } from 'node:util'
 
 /** NODE_DEBUG=fdrecycle */
 export const debug = debuglog('fdrecycle')
+/**
+ * `debug.enabled`, read once: NODE_DEBUG is read when the process starts, and the accessor is a
+ * call through debuglog's closures at every state change.
+ */
+export const debugEnabled = debug.enabled
 
 /**
  * diagnostics_channel channels, named `fdrecycle:<noun>:<verb>`. Messages are built only when a

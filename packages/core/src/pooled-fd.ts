@@ -1,5 +1,5 @@
 import type net from 'node:net'
-import { channels, debug } from './diagnostics.js'
+import { channels, debug, debugEnabled } from './diagnostics.js'
 import { FdRecycleError, ErrorCodes } from './errors.js'
 import { hookConnect, installConnectHooks as installHooks } from './internals/connect-hook.js'
 import { hookNoDelay } from './internals/nodelay-hook.js'
@@ -33,6 +33,13 @@ export class PooledFd {
   family: 4 | 6
   #handle: TcpHandle
   #state: FdState
+  /**
+   * The handle's kernel fd once it has one (-1: not yet, or closed). `handle.fd` is a native
+   * accessor, read several times per connection (socket options, shutdown, TCP_INFO, dissolve);
+   * libuv sets a handle's fd once (open, or the connect that makes the socket) and clears it only
+   * in uv_close, which the recycler calls after the `closed` state (or on a replaced handle).
+   */
+  #fd = -1
   /** Connections this fd has served (counts connect attempts that reached the kernel). */
   uses = 0
   dirty = 0
@@ -84,6 +91,7 @@ export class PooledFd {
   replaceHandle(handle: TcpHandle): TcpHandle {
     const old = this.#handle
     this.#handle = handle
+    this.#fd = -1
     this.lastFd = handle.fd
     PooledFd.#hook(handle, this)
     return old
@@ -102,8 +110,12 @@ export class PooledFd {
   }
 
   get fd(): number {
-    const fd = this.handle.fd
-    if (fd >= 0) this.lastFd = fd
+    if (this.#fd >= 0) return this.#fd
+    const fd = this.#handle.fd
+    if (fd >= 0) {
+      this.lastFd = fd
+      if (this.#state !== 'closed') this.#fd = fd
+    }
     return fd
   }
 
@@ -115,7 +127,8 @@ export class PooledFd {
       throw new FdRecycleError(ErrorCodes.INTERNAL, `fd#${this.id} (fd ${this.lastFd}): illegal transition ${from} -> ${to} (${reason})`)
     }
     this.#state = to
-    if (debug.enabled) debug('fd#%d (fd %d) %s -> %s: %s', this.id, this.lastFd, from, to, reason)
+    if (to === 'closed') this.#fd = -1 // handle.close() follows: from now on the handle answers
+    if (debugEnabled) debug('fd#%d (fd %d) %s -> %s: %s', this.id, this.lastFd, from, to, reason)
     if (channels.fdTransition.hasSubscribers) {
       channels.fdTransition.publish({ fd: this, from, to, reason })
     }

@@ -362,6 +362,9 @@ export class RecycledSocket extends net.Socket {
 
   /** A failed attempt of a multi-address connect goes to the next address instead of destroying. */
   override destroy(error?: Error): this {
+    // Only a connect error can move to the next address; a destroy without one (node:http's
+    // destroySoon(), every user's destroy()) is net's own, with no field read at all.
+    if (!error) return super.destroy(error)
     // An already-aborted `signal` makes the stream constructor destroy the socket inside super(),
     // before this class's fields exist: that destroy is net's own (AbortError, then 'close').
     if (!(#attempts in this)) return super.destroy(error)

@@ -73,6 +73,8 @@ const DECAY = 0.9
 
 export class ReleasePolicy {
   readonly #table = new Map<string, Entry>()
+  /** The key last moved to the end of #table (most recently used): one destination needs no move. */
+  #newest: string | null = null
   readonly #probeMs: number
   readonly #maxEntries: number
   readonly #reprobeEvery: number
@@ -114,13 +116,18 @@ export class ReleasePolicy {
 
   record(destination: string, o: ReleaseObservation): void {
     let e = this.#table.get(destination)
-    if (e) {
-      this.#table.delete(destination) // re-inserted below: most recently used last
-    } else {
+    if (!e) {
       e = { verdict: 'unknown', delayMs: 0, rttMs: 0, seen: 0, rttSeenAt: 0, probeAtSeen: 0, probedAt: 0 }
       if (this.#table.size >= this.#maxEntries) this.#table.delete(this.#table.keys().next().value!)
+      this.#table.set(destination, e)
+      this.#newest = destination
+    } else if (destination !== this.#newest) {
+      // re-inserted: most recently used last. Not when it is last already: a delete and a set per
+      // connection leave a hole in the Map's table each time, which V8 compacts by rehashing.
+      this.#table.delete(destination)
+      this.#table.set(destination, e)
+      this.#newest = destination
     }
-    this.#table.set(destination, e)
     e.seen++
     if (o.rttMs !== undefined) {
       e.rttMs = o.rttMs

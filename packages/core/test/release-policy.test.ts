@@ -123,6 +123,21 @@ describe('ReleasePolicy (adaptive finDelay per destination)', () => {
     for (const d of ['a:1', 'c:1', 'd:1']) expect(p.verdict(d)).toBe('waits-for-fin')
   })
 
+  it('keeps the recency order when a destination is recorded again while it is the most recent', () => {
+    const { p } = policy({ maxEntries: 3 })
+    const waits = (d: string) => p.record(d, { peerClosedFirst: false, elapsedMs: PROBE, withheldMs: PROBE })
+    waits('a:1')
+    waits('b:1')
+    waits('a:1')
+    waits('a:1') // already the most recent: stays so
+    waits('c:1')
+    waits('d:1') // b is the least recently used
+    expect(p.verdict('b:1')).toBe('unknown')
+    waits('e:1') // then a
+    expect(p.verdict('a:1')).toBe('unknown')
+    for (const d of ['c:1', 'd:1', 'e:1']) expect(p.verdict(d)).toBe('waits-for-fin')
+  })
+
   it('asks for an RTT on the first observation and then every rttEvery', () => {
     const { p } = policy({ rttEvery: 4 })
     expect(p.wantsRtt(DEST)).toBe(true)

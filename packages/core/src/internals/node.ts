@@ -124,6 +124,14 @@ export class RecycledHandleResource {
   ) {}
 }
 
+let tcpProvider = -1
+
+/** TCPWRAP's provider type, asked once: every handle lent is a `new TCP(SOCKET)` (no native call per connection). */
+function tcpProviderType(handle: TcpHandle): number {
+  if (tcpProvider < 0) tcpProvider = handle.getProviderType()
+  return tcpProvider
+}
+
 /**
  * Gives `socket` the handle, as net's initSocketHandle does, without its `_undestroy()` (which
  * would forget an `end()` the user called while we were still resolving the host).
@@ -134,7 +142,7 @@ export class RecycledHandleResource {
 export function adoptHandle(socket: net.Socket, handle: TcpHandle, resetAsyncContext: boolean): void {
   const i = nodeInternals()
   const s = socket as unknown as SocketInternals
-  if (resetAsyncContext) handle.asyncReset(new RecycledHandleResource(handle.getProviderType(), handle))
+  if (resetAsyncContext) handle.asyncReset(new RecycledHandleResource(tcpProviderType(handle), handle))
   handle[i.ownerSymbol] = socket
   handle.onread = i.onStreamRead
   // A lent handle never carries a TLS tenant's `reading` accessor (that handle was replaced at
@@ -281,9 +289,11 @@ export function clearSocketTimeout(socket: net.Socket): void {
 /** Whether resetAndDestroy() asked for this destroy (an RST); clears the flag. */
 export function takeResetAndClosing(socket: net.Socket): boolean {
   const s = internalsOf(socket)
-  const reset = s.resetAndClosing === true
+  if (s.resetAndClosing !== true) return false
+  // Cleared only where set: net adds the property in _reset() alone, and a store on every socket
+  // would give each destroyed socket one more hidden class for Node's stream code to meet.
   s.resetAndClosing = false
-  return reset
+  return true
 }
 
 /** socket.autoSelectFamilyAttemptedAddresses (Node 20+), which net fills during Happy Eyeballs. */

@@ -11,6 +11,8 @@ import type { TcpHandle } from './node.js'
 export interface NoDelayState {
   /** TCP_NODELAY as last set through the handle: 1 on, 0 off (a new socket's), -1 unknown. */
   noDelay: -1 | 0 | 1
+  /** The hooked handle's kernel fd, -1 while it has none (a PooledFd's cached `fd`, no native call). */
+  readonly fd: number
 }
 
 type SetNoDelay = TcpHandle['setNoDelay']
@@ -33,8 +35,8 @@ function trackedSetNoDelay(this: TcpHandle, enable: boolean): number {
   const state = this[kState] as NoDelayState
   const on = enable ? 1 : 0
   // no fd yet: libuv only records the wish, for the socket it makes at connect
-  if (state.noDelay === on && this.fd >= 0) return 0
+  if (state.noDelay === on && state.fd >= 0) return 0
   const ret = protoSetNoDelay!.call(this, enable)
-  state.noDelay = ret === 0 && this.fd >= 0 ? on : -1
+  state.noDelay = ret === 0 && state.fd >= 0 ? on : -1
   return ret
 }

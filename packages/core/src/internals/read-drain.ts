@@ -1,7 +1,7 @@
 import os from 'node:os'
 import type { Drain, DrainOutcome, DrainReport } from '../drain-socket.js'
 import type { PooledFd } from '../pooled-fd.js'
-import { nodeInternals, resetReading, startReadingFlagged } from './node.js'
+import { nodeInternals, startReadingFlagged } from './node.js'
 
 const UV_EALREADY = -os.constants.errno.EALREADY // libuv reports errno negated
 
@@ -71,7 +71,10 @@ export class ReadDrain implements Drain {
     this.destroyed = true
     const handle = this.pooled.handle
     handle.readStop()
-    resetReading(handle)
+    // A plain store: a drained handle never carries a TLS tenant's `reading` accessor (tenantLeft
+    // reset it or moved the socket to a new handle before any drain, and the constructor's
+    // startReadingFlagged already relies on that), so no property descriptor per connection.
+    handle.reading = false
     handle.onread = noop
     this.pooled.owner = null
   }

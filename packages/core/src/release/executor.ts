@@ -1,4 +1,4 @@
-import { channels, debug } from '../diagnostics.js'
+import { channels, debug, debugEnabled } from '../diagnostics.js'
 import { startDrain, type Drain, type DrainOutcome } from '../drain-socket.js'
 import { drainsOverBudget } from '../drain-budget.js'
 import { dissolve, shutdownWrite, takeSocketError, tcpRttUs, tcpState } from '../ffi/syscalls.js'
@@ -70,7 +70,7 @@ function observe(r: RecyclerState, pooled: PooledFd, peerClosedFirst: boolean): 
   o.withheldMs = pooled.withheldMs
   o.rttMs = rttMs
   policy.record(destination, o)
-  if (debug.enabled) {
+  if (debugEnabled) {
     debug('fd#%d %s: %s first after %d ms (withheld %d ms): %s', pooled.id, destination,
       peerClosedFirst ? 'peer closed' : 'our FIN', Math.round(elapsedMs), pooled.withheldMs, policy.verdict(destination))
   }
