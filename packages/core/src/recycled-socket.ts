@@ -53,6 +53,8 @@ export class RecycledSocket extends net.Socket {
   #attempts: Attempts | null = null
   /** #pooled was taken at connect(), before the lookup, and no connect is issued on it yet. */
   #held = false
+  /** #onConnect is still among the 'connect' listeners. */
+  #awaitingConnect = false
 
   /** @internal Made by SocketRecycler#createSocket / #createConnection, which pass their host. */
   constructor(host: object, options?: net.SocketConstructorOpts & Record<string, unknown>) {
@@ -313,6 +315,7 @@ export class RecycledSocket extends net.Socket {
         attempts.timer = setTimeout(() => this.#attemptTimeout(destination, port), attempts.timeoutMs)
       }
     }
+    this.#awaitingConnect = true
     this.prependOnceListener('connect', this.#onConnect)
     // net.Socket#connect with an IP and our handle in place: no lookup, no new handle, no Happy
     // Eyeballs (which would throw our fd away and open a socket of its own).
@@ -334,6 +337,7 @@ export class RecycledSocket extends net.Socket {
   }
 
   readonly #onConnect = (): void => {
+    this.#awaitingConnect = false
     const attempts = this.#attempts
     if (attempts?.timer) clearTimeout(attempts.timer)
     this.#attempts = null
@@ -350,6 +354,7 @@ export class RecycledSocket extends net.Socket {
     // 'connectionAttemptFailed', and the next address is tried at once. The handle goes to the
     // recycler with its connect in flight (dissolved there; a drain takes libuv's callback).
     attempts.errors.push(timedOutError(destination.address, port))
+    this.#awaitingConnect = false
     this.removeListener('connect', this.#onConnect)
     this.#pooled = null
     detachHandle(this)
@@ -379,6 +384,7 @@ export class RecycledSocket extends net.Socket {
       if (attempts.timer) clearTimeout(attempts.timer)
       attempts.timer = null
       attempts.errors.push(error)
+      this.#awaitingConnect = false
       this.removeListener('connect', this.#onConnect)
       this.#pooled = null
       detachHandle(this)
@@ -470,8 +476,12 @@ export class RecycledSocket extends net.Socket {
     // connection is dissolved with a reset and its fd reused, never drained. (Bytes already read
     // into this socket's buffer do not count: a plain close would send its FIN after them too.)
     const resetAsked = takeResetAndClosing(this)
-    const reset = resetAsked || (!connectInFlight && !this.#sawEof && hasUnread(handle.fd))
-    this.removeListener('connect', this.#onConnect)
+    const reset = resetAsked || (!connectInFlight && !this.#sawEof && hasUnread(pooled.fd))
+    // (once it has fired, a once-listener is gone: no search of the listeners per connection)
+    if (this.#awaitingConnect) {
+      this.#awaitingConnect = false
+      this.removeListener('connect', this.#onConnect)
+    }
     const tls = wrappedByTls(handle)
     const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
     const hadError = error !== null && error !== undefined
