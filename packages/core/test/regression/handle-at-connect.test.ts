@@ -49,7 +49,7 @@ describe.runIf(isLinux)('regression: the socket has its handle when connect() re
     const first = recycler.createConnection({ host: 'localhost', port: srv.port, keepAlive: true, keepAliveInitialDelay: 2000 })
     const handle = handleOf(first)!
     handle.setKeepAlive = (...args: unknown[]) => {
-      calls.push(args)
+      calls.push(args.slice(0, 2)) // (enable, delay); Node 24+ passes interval and count after them
       return 0
     }
     await exchange(first)
