@@ -3,7 +3,7 @@ import net from 'node:net'
 import {
   normalizeConnectArgs, dnsOptions, interleaveFamilies, invalidAddressFamily, invalidIpAddress, validateConnectOptions, type Destination,
 } from './connect-args.js'
-import { ErrorCodes, FdRecycleError, RecyclerClosedError, UnsupportedError } from './errors.js'
+import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
 import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
 import {
@@ -268,12 +268,7 @@ export class RecycledSocket extends net.Socket {
       this.#connectTo(destination, port)
       return
     }
-    if (!this.#host.refamily(pooled, destination.family)) {
-      // not reachable: acquire(family) lends that family's fds (a bug if it did not)
-      this.#letGoHeld()
-      this.destroy(new FdRecycleError(ErrorCodes.INTERNAL, `an IPv${pooled.family} fd was lent for an IPv${destination.family} address`))
-      return
-    }
+    // (acquireNow/acquire(family) lend fds of that family: no family to adjust here)
     this.#issue(pooled, destination, port)
   }
 
