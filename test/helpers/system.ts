@@ -33,15 +33,29 @@ export function fdOf(socket: net.Socket): number {
  * only this test's connections count: a server on port 0 can get the number of an earlier test's
  * server whose TIME_WAIT entries are still in the table (60 s).
  */
-export function timeWaitCount(port: number, side: 'client' | 'server' = 'client', peers?: Iterable<number | undefined>): number {
-  const filter = side === 'client' ? `( dport = :${port} )` : `( sport = :${port} )`
-  const out = execFileSync('ss', ['-Htan', 'state', 'time-wait', filter], { encoding: 'utf8' })
-  const lines = out.split('\n').filter((l) => l.trim() !== '')
+export function timeWaitCount(port: number, side: 'client' | 'server' = 'client', peers?: Iterable<number | undefined> | null, since?: Set<string>): number {
+  const lines = timeWaitEntries(port, side).filter((l) => !since?.has(l))
   if (!peers) return lines.length
   const wanted = new Set([...peers].filter((p): p is number => p !== undefined))
-  // -H -n: "Recv-Q Send-Q Local:Port Peer:Port"; the client's port is local (client side) or peer (server side)
-  const clientPort = (line: string): number => Number(line.trim().split(/\s+/)[side === 'client' ? 2 : 3]!.split(':').pop())
+  // "Local:Port Peer:Port": the client's port is local (client side) or peer (server side)
+  const clientPort = (line: string): number => Number(line.split(' ')[side === 'client' ? 0 : 1]!.split(':').pop())
   return lines.filter((l) => wanted.has(clientPort(l))).length
+}
+
+/**
+ * The TIME_WAIT entries towards (client) or from (server) a port, one line each
+ * (`local peer`): taken before a test, and passed to timeWaitCount as `since`, they leave out the
+ * entries that were there already, where the test cannot name its own client ports (nginx's).
+ */
+export function timeWaitSnapshot(port: number, side: 'client' | 'server' = 'client'): Set<string> {
+  return new Set(timeWaitEntries(port, side))
+}
+
+function timeWaitEntries(port: number, side: 'client' | 'server'): string[] {
+  const filter = side === 'client' ? `( dport = :${port} )` : `( sport = :${port} )`
+  const out = execFileSync('ss', ['-Htan', 'state', 'time-wait', filter], { encoding: 'utf8' })
+  // -H -n: "Recv-Q Send-Q Local:Port Peer:Port": the addresses name the entry
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).slice(2, 4).join(' '))
 }
 
 export function hasSs(): boolean {

@@ -43,7 +43,8 @@ interface Row {
   close: string
   /**
    * Measured on this path, explained in the README's "On a real path": `all` where the recycled
-   * client's FIN still goes first (pg's TLS: the FIN comes from libuv, below JavaScript).
+   * client's FIN still goes first, save when the server's crosses it (pg's TLS: the FIN comes from
+   * libuv, below JavaScript).
    */
   recycledFinFirst: 'none' | 'all'
   /** whether the server resets connections (data reached it after it closed: TLS close_notify) */
@@ -402,7 +403,11 @@ describe.runIf(support.ok)(`every adapter on a real path (${DELAY_MS} ms each wa
         expect(recycled.rstToServer).toBeGreaterThanOrEqual(resets)
         expect(recycled.rstToServer).toBeLessThanOrEqual(2 * resets)
       }
-      expect(recycled.clientFinFirst).toBe(row.recycledFinFirst === 'all' ? recycled.connections : 0)
+      // 'none': the recycler withheld every FIN until the server's. 'all': the FIN is libuv's, sent
+      // with the goodbye; the server's can still cross it when the client is slow to end (53 of 60
+      // with other test files sharing the CPUs).
+      if (row.recycledFinFirst === 'none') expect(recycled.clientFinFirst).toBe(0)
+      else expect(recycled.clientFinFirst).toBeGreaterThan(recycled.connections / 2)
       // Plaintext: no RST either way. TLS: the server's resets are its own (see the row's comment).
       if (!row.serverResets) expect([plain.rstToClient, recycled.rstToClient]).toEqual([0, 0])
       else expect(recycled.rstToClient).toBeGreaterThan(0)

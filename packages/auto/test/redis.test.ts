@@ -253,8 +253,10 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
   beforeEach(() => {
     createClient ??= createClientOf(pkg)
     baselineFds = fdCount()
-    // The tests check who closes first; a generous finDelayMs keeps a loaded machine from deciding it.
-    recycler = new SocketRecycler({ finDelayMs: 5000 })
+    // The tests check who closes first: Redis closes within milliseconds of QUIT, and 1.5 s keeps a
+    // loaded machine from deciding it. A connection ended with no goodbye (disconnect(), the
+    // cluster's slot discovery) waits that long for our FIN, so more would only slow the suite.
+    recycler = new SocketRecycler({ finDelayMs: 1500 })
     ;({ undo, skipped } = install(recycler))
   })
 
@@ -422,7 +424,7 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
       // redis 4: quit(); 5 and 6: close() (quit() is deprecated there).
       if (clientMajor === 1) await cluster.quit()
       else await cluster.close!()
-      // The discovery connection's FIN is withheld for finDelayMs (5000) first: more than that.
+      // The discovery connection's FIN is withheld for finDelayMs (1500) first: more than that.
       await released(recycler, 20_000)
     }
     const stats = recycler.stats()

@@ -28,6 +28,11 @@ export interface Upstream extends AsyncDisposable {
   readonly servernames: (string | undefined)[]
   /** TLS connections that resumed a session */
   readonly resumed: number
+  /**
+   * The client port of each connection: with it, timeWaitCount counts this upstream's connections
+   * only (an earlier server may have had this port number, and its TIME_WAIT entries last 60 s).
+   */
+  readonly clientPorts: number[]
   close(): Promise<void>
 }
 
@@ -38,6 +43,7 @@ export async function upstream(
 ): Promise<Upstream> {
   const sockets = new Set<Duplex>()
   const servernames: (string | undefined)[] = []
+  const clientPorts: number[] = []
   const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler)
   const state = { accepted: 0, maxConcurrent: 0, resumed: 0 }
   server.on(tls ? 'secureConnection' : 'connection', (socket: Duplex) => {
@@ -47,6 +53,8 @@ export async function upstream(
       servernames.push((t as unknown as { servername: string | false }).servername || undefined)
       if (t.isSessionReused()) state.resumed++
     }
+    const remotePort = (socket as net.Socket).remotePort
+    if (remotePort !== undefined) clientPorts.push(remotePort)
     sockets.add(socket)
     state.maxConcurrent = Math.max(state.maxConcurrent, sockets.size)
     socket.on('close', () => sockets.delete(socket))
@@ -69,6 +77,7 @@ export async function upstream(
       return state.resumed
     },
     servernames,
+    clientPorts,
     async close() {
       if (!server.listening) return
       server.close()
@@ -151,7 +160,7 @@ export function trackConnections(): { connections: Connection[]; stop(): void } 
 }
 
 /** Open fds of this process. */
-export { fdCount, timeWaitCount } from '../../../test/helpers/system.js'
+export { fdCount, timeWaitCount, timeWaitSnapshot } from '../../../test/helpers/system.js'
 
 /** A self-signed certificate for localhost and 127.0.0.1, made with Debian's openssl. */
 export function selfSignedCert(): { key: Buffer; cert: Buffer } {

@@ -7,7 +7,7 @@ import { SocketRecycler } from '@fdrecycle/core'
 import { RecycledAgent, undiciConnector } from '@fdrecycle/http-adapter'
 import { isLinux } from '../../../test/helpers/system.js'
 import { sha256 } from './fixtures.js'
-import { expectRecycled, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, trackConnections, until } from './helpers.js'
+import { expectRecycled, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, timeWaitSnapshot, trackConnections, until } from './helpers.js'
 
 const nginx = inject('nginx')
 const origin = (port: number) => `http://${nginx.host}:${port}`
@@ -32,6 +32,7 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
     recycler = new SocketRecycler()
     const agent = new RecycledAgent({ recycler, keepAlive: true, maxSockets: 16 })
     const port = nginx.ports.direct
+    const before = timeWaitSnapshot(port, 'client')
     const seen = { chunked: 0, large: 0 }
     await runConcurrently(2000, 16, async (n) => {
       const file = pick(n)
@@ -55,7 +56,7 @@ describe.runIf(isLinux)(`nginx ${nginx.version} upstream`, () => {
       // 16 in flight, plus fds still waiting for nginx's FIN or cooling in the pool's quarantine
       expect(stats.fdsCreated).toBeLessThanOrEqual(64)
       expect(stats).toMatchObject({ peerClosedFirst: 2000, finSentFirst: 0, resetsSent: 0, fdsClosed: 0, drainTimeouts: 0 })
-      expect(timeWaitCount(port, 'client')).toBe(0)
+      expect(timeWaitCount(port, 'client', null, before)).toBe(0)
     } else {
       expect(stats).toMatchObject(passthroughStats(2000))
     }

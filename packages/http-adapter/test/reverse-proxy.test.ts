@@ -8,7 +8,7 @@ import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
 import { servedFiles, sha256 } from './fixtures.js'
 import {
-  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, trackConnections, until, upstream,
+  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, timeWaitSnapshot, trackConnections, until, upstream,
   type Upstream,
 } from './helpers.js'
 
@@ -106,6 +106,7 @@ describe.runIf(isLinux)('reverse proxy', () => {
     const nginxUrl = `http://${nginx.host}:${nginx.ports.proxy}`
     const p = await proxy({ upstreams: [new URL(nginxUrl), new URL(node.url)] })
     const agent = clientAgent()
+    const nginxTimeWait = timeWaitSnapshot(nginx.ports.proxy, 'client')
     const files = [nginx.hello, nginx.small, nginx.chunked, nginx.large]
     await runConcurrently(REQUESTS, 16, async (n) => {
       const file = n % 100 === 0 ? nginx.large : files[n % 3]!
@@ -124,8 +125,8 @@ describe.runIf(isLinux)('reverse proxy', () => {
     if (recyclingSupported) {
       expect(stats.recycler.fdsCreated).toBeLessThanOrEqual(64)
       expect(stats.recycler).toMatchObject({ finSentFirst: 0, resetsSent: 0, fdsClosed: 0, peerClosedFirst: REQUESTS })
-      expect(timeWaitCount(nginx.ports.proxy, 'client')).toBe(0)
-      expect(timeWaitCount(node.port, 'client')).toBe(0)
+      expect(timeWaitCount(nginx.ports.proxy, 'client', null, nginxTimeWait)).toBe(0)
+      expect(timeWaitCount(node.port, 'client', node.clientPorts)).toBe(0)
     } else {
       expect(stats.recycler).toMatchObject(passthroughStats(REQUESTS))
     }

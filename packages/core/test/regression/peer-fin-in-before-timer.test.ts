@@ -31,6 +31,7 @@ describe.runIf(isLinux)('regression: a peer FIN already in the kernel when finDe
     try {
       const socket = recycler.createConnection(port, '127.0.0.1')
       await once(socket, 'connect')
+      const clientPort = socket.localPort
       const fd = fdOf(socket)
       const closed = once(socket, 'close')
       socket.resume()
@@ -43,7 +44,7 @@ describe.runIf(isLinux)('regression: a peer FIN already in the kernel when finDe
       await closed
       await until(() => recycler.stats().recycled === 1, 'the fd released')
       expect(recycler.stats()).toMatchObject({ peerClosedFirst: 1, finSentFirst: 0 })
-      expect(timeWaitCount(port, 'client')).toBe(0)
+      expect(timeWaitCount(port, 'client', [clientPort])).toBe(0)
     } finally {
       await recycler.close()
     }
