@@ -28,7 +28,7 @@ import { syscallsPerConnection } from './lib/strace.mjs'
 const USAGE = `usage: node bench/demo-profile.mjs [options]
   --workload <w>    both (default: line and HTTP alternating, as the demo), line, http
   --n <n>           measured connections per run (default 4000)
-  --warmup <n>      connections before the measured batch (default 1500)
+  --warmup <n>      connections before the measured batch (default 12000: V8 compiles for thousands)
   --in-flight <n>   concurrent connections (default 16, as the demo)
   --repeat <n>      runs per arm, alternating (default 5)
   --profile         also take V8 CPU profiles (100 µs) and print self time per function
@@ -43,7 +43,7 @@ const USAGE = `usage: node bench/demo-profile.mjs [options]
 const { args, int } = parseCli({
   workload: { type: 'string', default: 'both' },
   n: { type: 'string', default: '4000' },
-  warmup: { type: 'string', default: '1500' },
+  warmup: { type: 'string', default: '12000' },
   'in-flight': { type: 'string', default: '16' },
   repeat: { type: 'string', default: '5' },
   profile: { type: 'boolean', default: false },

@@ -6,6 +6,7 @@
 //   { cmd: 'summary' } → sockets seen per mode, recycler stats
 //   { cmd: 'exit' }
 // While a batch runs it sends `{ progress: finished }` about 20 times.
+import { readdirSync, readFileSync } from 'node:fs'
 import { SocketRecycler, isRecyclingSupported, recyclingSupport } from '@fdrecycle/core'
 import { churn, makeClient } from './churn.mjs'
 
@@ -44,16 +45,42 @@ async function setup({ targets, pg, redis }) {
   }
 }
 
+/**
+ * CPU time of this process's threads other than the main one, in µs (Linux: schedstat, in ns):
+ * V8's compiler and garbage-collector helpers, libuv's pool. Their time is part of the client's CPU
+ * (process.cpuUsage counts every thread); while V8 is still compiling the client's code it is a
+ * large part, which is why the warm-up runs until it is small. null where /proc has no schedstat.
+ */
+function helperThreadsUs() {
+  let ns = 0
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (Number(tid) === process.pid) continue
+      try {
+        ns += Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      } catch {
+        // the thread ended in between
+      }
+    }
+  } catch {
+    return null
+  }
+  return Number.isFinite(ns) ? ns / 1000 : null
+}
+
 async function run({ workload, mode, n, inFlight }) {
   const client = clients.get(`${workload}:${mode}`)
   if (!client) throw new Error(`no client for ${workload} ${mode}${real[workload]?.error ? `: ${real[workload].error}` : ''}`)
   const every = Math.max(1, Math.floor(n / 20))
   const before = counters()
+  const helpers0 = helperThreadsUs()
   const r = await churn(client, n, inFlight, (k) => {
     if (k % every === 0 && k < n) process.send({ progress: k })
   })
+  const helpers1 = helperThreadsUs()
   const after = counters()
-  return { ...r, recycler: Object.fromEntries(COUNTERS.map((k) => [k, after[k] - before[k]])) }
+  const helperCpuUs = helpers0 === null || helpers1 === null ? null : helpers1 - helpers0
+  return { ...r, helperCpuUs, recycler: Object.fromEntries(COUNTERS.map((k) => [k, after[k] - before[k]])) }
 }
 
 async function handle(msg) {

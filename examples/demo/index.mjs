@@ -54,13 +54,18 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) {
   console.error(`--rounds must be an integer from 1 to 50\n${USAGE}`)
   process.exit(2)
 }
-// Connections per side before the rounds, on backends of their own. V8 is still compiling the
-// client's code for thousands of connections, on threads whose CPU time is the client's: after 300
-// connections per side a round's CPU per connection was 382 µs plain and 668 µs recycled (the
-// recycled path has more code to compile); after 3,000, 227 and 276 µs. A service runs warm.
-const WARMUP = args.quick ? 100 : 3000
+// Connections per side before the rounds, on backends of their own. V8 goes on compiling the
+// client's code for thousands of connections, on helper threads whose CPU time is the client's,
+// and the recycled path has more code to compile: after 3,000 connections per side, the HTTP
+// half's CPU per connection was 166 µs plain and 209 µs recycled, 33 and 54 µs of it on V8's
+// compiler threads (bench/demo-profile.mjs --perf); after 20,000, 126 and 134 µs, 2 of it. A
+// service runs warm: a side is warm once its helper threads take under WARMUP_HELPER_SHARE of its
+// CPU in a chunk, or at the limits below.
+const WARMUP = args.quick ? 100 : 30000 // most per side
+const WARMUP_MIN = args.quick ? 100 : 3000
 const WARMUP_SECONDS = args.quick ? 0.5 : 5 // per side: a busy machine keeps the demo short
-const WARMUP_CHUNK = args.quick ? 50 : 250
+const WARMUP_CHUNK = args.quick ? 50 : 500
+const WARMUP_HELPER_SHARE = 0.05
 const BATCH_SECONDS = args.quick ? 0.15 : 0.7 // each round's batch is sized from the warm-up rate
 const EXHAUSTION_N = 500 // 5 times the client's 100 ports: plain runs out, recycled does not
 
@@ -186,8 +191,9 @@ try {
   const warmBar = progressBar('warm-up', 2 * WARMUP)
   // In chunks, the sides taking turns (both warm the same Node internals), up to WARMUP connections
   // or WARMUP_SECONDS per side. The rate of each side's later half sizes the rounds.
-  const warm = { plain: { n: 0, seconds: 0, late: { n: 0, seconds: 0 } }, recycled: { n: 0, seconds: 0, late: { n: 0, seconds: 0 } } }
-  const more = (w) => w.n < WARMUP && (w.seconds < WARMUP_SECONDS || w.n < 100)
+  const side = () => ({ n: 0, seconds: 0, warm: false, quiet: false, rate: 0, helperShare: null })
+  const warm = { plain: side(), recycled: side() }
+  const more = (w) => !w.warm && w.n < WARMUP && (w.seconds < WARMUP_SECONDS || w.n < 100)
   while (more(warm.plain) || more(warm.recycled)) {
     for (const mode of ['plain', 'recycled']) {
       const w = warm[mode]
@@ -196,19 +202,21 @@ try {
       const base = done()
       const r = await client.request({ cmd: 'run', workload: 'warm', mode, n: WARMUP_CHUNK, inFlight: IN_FLIGHT }, (d) => warmBar.update(base + d, mode))
       if (r.failed > 0) throw new Error(`warm-up (${mode}): ${r.failed} of ${r.n} connections failed: ${JSON.stringify(r.errors)}`)
-      if (w.n >= WARMUP / 2 || w.seconds >= WARMUP_SECONDS / 2) {
-        w.late.n += r.n
-        w.late.seconds += r.seconds
-      }
       w.n += r.n
       w.seconds += r.seconds
+      w.rate = r.n / r.seconds
+      w.helperShare = r.helperCpuUs === null ? null : r.helperCpuUs / (r.cpuUserUs + r.cpuSystemUs)
+      // two chunks in a row: one alone can fall between two compilations
+      const quiet = w.helperShare !== null && w.helperShare < WARMUP_HELPER_SHARE
+      if (w.n >= WARMUP_MIN && quiet && w.quiet) w.warm = true
+      w.quiet = quiet
     }
   }
   const warmDone = warm.plain.n + warm.recycled.n
-  warmBar.finish(warmDone < 2 * WARMUP ? 'done (time limit)' : 'done', warmDone)
-  result.warmup = { plain: warm.plain.n, recycled: warm.recycled.n }
-  const warmRates = ['plain', 'recycled'].map((m) => (warm[m].late.n > 0 ? warm[m].late.n / warm[m].late.seconds : warm[m].n / warm[m].seconds))
-  const perRound = Math.max(50, Math.round((Math.min(...warmRates) * BATCH_SECONDS) / 50) * 50)
+  warmBar.finish(warm.plain.warm && warm.recycled.warm ? 'done' : 'done (limit reached)', warmDone)
+  result.warmup = Object.fromEntries(['plain', 'recycled'].map((m) => [m, { connections: warm[m].n, seconds: warm[m].seconds, warm: warm[m].warm, helperShare: warm[m].helperShare }]))
+  // the last chunk's rate (the warmest) of the slower side sizes the rounds
+  const perRound = Math.max(50, Math.round((Math.min(warm.plain.rate, warm.recycled.rate) * BATCH_SECONDS) / 50) * 50)
 
   // Interleaved rounds: plain, recycled; then recycled, plain; ... so that a drift in the
   // machine's load falls on both sides alike.
@@ -256,6 +264,7 @@ if (!failure) {
         cpuUsPerConnection: median(rounds.map((r) => (r.cpuUserUs + r.cpuSystemUs) / r.n)),
         cpuUserUsPerConnection: median(rounds.map((r) => r.cpuUserUs / r.n)),
         cpuSystemUsPerConnection: median(rounds.map((r) => r.cpuSystemUs / r.n)),
+        helperCpuUsPerConnection: rounds.every((r) => r.helperCpuUs !== null) ? median(rounds.map((r) => r.helperCpuUs / r.n)) : null,
       }
     }
     const plainRounds = result.rounds.filter((r) => r.mode === 'plain')

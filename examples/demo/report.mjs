@@ -34,6 +34,7 @@ export function printReport(r) {
   row('local ports in use, peak (ss samples)', p.portsPeak, q.portsPeak)
   row('client CPU per connection, µs', p.cpuUsPerConnection, q.cpuUsPerConnection, 1)
   row('  of which in the kernel, µs', p.cpuSystemUsPerConnection, q.cpuSystemUsPerConnection, 1)
+  row("  of which on V8's helper threads, µs", p.helperCpuUsPerConnection, q.helperCpuUsPerConnection, 1)
   row(`connections per second (median of ${rounds} rounds)`, Math.round(p.perSecond), Math.round(q.perSecond))
 
   if (r.portsOverTime.length > 1) {
@@ -75,6 +76,13 @@ export function printReport(r) {
         `${q.cpuSystemUsPerConnection < p.cpuSystemUsPerConnection ? 'The kernel time it saved did not make up for that' : 'It saved no kernel time in this run'}. ` +
         'This run does not show where the time goes: `node bench/demo-profile.mjs` splits it per protocol (--workload line or http) and per function (bench/README.md).'
       : ''))
+  if (r.warmup) {
+    const w = r.warmup
+    const limited = ['plain', 'recycled'].filter((m) => !w[m].warm)
+    say(`Before the rounds, each side warmed up on backends of its own (${fmt(w.plain.connections)} plain and ${fmt(w.recycled.connections)} recycled connections), as a service that has run for a while is warm: ` +
+      'until V8\'s helper threads, which compile the client\'s code, took under 5% of its CPU' +
+      (limited.length > 0 ? `. The ${limited.join(' and ')} side${limited.length > 1 ? 's' : ''} reached the warm-up's limit first (${r.quick ? '--quick' : '5 s or 30,000 connections'}), so the rounds may still include compiling.` : '.'))
+  }
   const busy = r.loadAverage.start > r.cpus || r.loadAverage.end > r.cpus
   say(`Load average ${fmt(r.loadAverage.start, 1)} at the start and ${fmt(r.loadAverage.end, 1)} at the end on ${r.cpus} CPUs` +
     (busy ? ': other programs were competing for the CPUs, so speed and CPU figures vary from run to run.' : '.'))
