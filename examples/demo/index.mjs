@@ -56,9 +56,9 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) {
 }
 // Connections per side before the rounds, on backends of their own. V8 goes on compiling the
 // client's code for thousands of connections, on helper threads whose CPU time is the client's,
-// and the recycled path has more code to compile: after 3,000 connections per side, the HTTP
-// half's CPU per connection was 166 µs plain and 209 µs recycled, 33 and 54 µs of it on V8's
-// compiler threads (bench/demo-profile.mjs --perf); after 20,000, 126 and 134 µs, 2 of it. A
+// and the recycled path has more code to compile: after 1,500 connections, the HTTP half's CPU
+// per connection was 182 µs plain and 229 µs recycled, 33 and 54 µs of it on V8's compiler
+// threads (bench/demo-profile.mjs --perf); after 20,000, 126 and 134 µs, 2 of it. A
 // service runs warm: a side is warm once its helper threads take under WARMUP_HELPER_SHARE of its
 // CPU in a chunk, or at the limits below.
 const WARMUP = args.quick ? 100 : 30000 // most per side
