@@ -31,7 +31,8 @@ export function fdOf(socket: net.Socket): number {
  * TCP sockets in TIME_WAIT towards (dport) or from (sport) a port, as `ss` sees them. With
  * `peers` (the client ports of this server's own connections, `srv.sockets.map((s) => s.remotePort)`)
  * only this test's connections count: a server on port 0 can get the number of an earlier test's
- * server whose TIME_WAIT entries are still in the table (60 s).
+ * server whose TIME_WAIT entries are still in the table (60 s). With `since` (a timeWaitSnapshot()
+ * taken before the test) the entries listed then do not count.
  */
 export function timeWaitCount(port: number, side: 'client' | 'server' = 'client', peers?: Iterable<number | undefined> | null, since?: Set<string>): number {
   const lines = timeWaitEntries(port, side).filter((l) => !since?.has(l))
