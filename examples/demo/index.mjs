@@ -189,8 +189,9 @@ try {
   // Warm-up: the JIT and the recycler's first fds, on backends of their own; its slower side's
   // rate sizes the batches so that a round takes about BATCH_SECONDS.
   const warmBar = progressBar('warm-up', 2 * WARMUP)
-  // In chunks, the sides taking turns (both warm the same Node internals), up to WARMUP connections
-  // or WARMUP_SECONDS per side. The rate of each side's later half sizes the rounds.
+  // In chunks, the sides taking turns (both warm the same Node internals), until each is warm (its
+  // helper threads quiet) or at WARMUP connections or WARMUP_SECONDS per side. The last chunk's
+  // rate, the warmest, sizes the rounds.
   const side = () => ({ n: 0, seconds: 0, warm: false, quiet: false, rate: 0, helperShare: null })
   const warm = { plain: side(), recycled: side() }
   const more = (w) => !w.warm && w.n < WARMUP && (w.seconds < WARMUP_SECONDS || w.n < 100)
@@ -215,7 +216,7 @@ try {
   const warmDone = warm.plain.n + warm.recycled.n
   warmBar.finish(warm.plain.warm && warm.recycled.warm ? 'done' : 'done (limit reached)', warmDone)
   result.warmup = Object.fromEntries(['plain', 'recycled'].map((m) => [m, { connections: warm[m].n, seconds: warm[m].seconds, warm: warm[m].warm, helperShare: warm[m].helperShare }]))
-  // the last chunk's rate (the warmest) of the slower side sizes the rounds
+  result.warmup.limits = { connections: WARMUP, seconds: WARMUP_SECONDS, helperShare: WARMUP_HELPER_SHARE }
   const perRound = Math.max(50, Math.round((Math.min(warm.plain.rate, warm.recycled.rate) * BATCH_SECONDS) / 50) * 50)
 
   // Interleaved rounds: plain, recycled; then recycled, plain; ... so that a drift in the

@@ -80,8 +80,8 @@ export function printReport(r) {
     const w = r.warmup
     const limited = ['plain', 'recycled'].filter((m) => !w[m].warm)
     say(`Before the rounds, each side warmed up on backends of its own (${fmt(w.plain.connections)} plain and ${fmt(w.recycled.connections)} recycled connections), as a service that has run for a while is warm: ` +
-      'until V8\'s helper threads, which compile the client\'s code, took under 5% of its CPU' +
-      (limited.length > 0 ? `. The ${limited.join(' and ')} side${limited.length > 1 ? 's' : ''} reached the warm-up's limit first (${r.quick ? '--quick' : '5 s or 30,000 connections'}), so the rounds may still include compiling.` : '.'))
+      `until V8's helper threads, which compile the client's code, took under ${Math.round(w.limits.helperShare * 100)}% of its CPU` +
+      (limited.length > 0 ? `. The ${limited.join(' and ')} side${limited.length > 1 ? 's' : ''} reached the warm-up's limit first (${fmt(w.limits.seconds, 1)} s or ${fmt(w.limits.connections)} connections), so the rounds may still include compiling.` : '.'))
   }
   const busy = r.loadAverage.start > r.cpus || r.loadAverage.end > r.cpus
   say(`Load average ${fmt(r.loadAverage.start, 1)} at the start and ${fmt(r.loadAverage.end, 1)} at the end on ${r.cpus} CPUs` +
