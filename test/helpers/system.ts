@@ -18,6 +18,31 @@ export function fdCount(): number {
   return n
 }
 
+/** The kernel sockets this process has open now (`socket:[inode]`), a baseline for socketsSince(). */
+export function openSockets(): Set<string> {
+  const sockets = new Set<string>()
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      if (target.startsWith('socket:')) sockets.add(target)
+    } catch {
+      // closed between readdir and readlink
+    }
+  }
+  return sockets
+}
+
+/**
+ * How many of this process's open sockets were not open at `baseline` (from openSockets()): the
+ * ones leaked, or not closed yet. A socket open at the baseline that closes meanwhile (an earlier
+ * test's, closing late) neither counts nor hides a new one, as it would in a difference of counts.
+ */
+export function socketsSince(baseline: ReadonlySet<string>): number {
+  let n = 0
+  for (const socket of openSockets()) if (!baseline.has(socket)) n++
+  return n
+}
+
 /** The kernel socket behind an fd: `socket:[inode]`. */
 export function socketInode(fd: number): string {
   return readlinkSync(`/proc/self/fd/${fd}`)

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { SocketRecycler } from '@fdrecycle/core'
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
 import { ensureBuilt, repoRoot } from '../../../test/helpers/built.js'
-import { fdCount } from '../../../test/helpers/system.js'
+import { openSockets } from '../../../test/helpers/system.js'
 import { expectRecycled, fdsSettle, newEntries, recyclingSupported, released, timeWaitTuples } from '../../redis-adapter/test/helpers.js'
 import type { IntegrationContext } from '../src/integration.js'
 import { redis as integration } from '../src/integrations/redis.js'
@@ -237,7 +237,7 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
   let recycler: SocketRecycler
   let undo: () => void
   let skipped: string[]
-  let baselineFds: number
+  let baselineFds: Set<string>
   const clients: NodeRedisClient[] = []
   const client = (options: Record<string, unknown> = {}): NodeRedisClient => {
     const c = createClient({ socket: { host, port, ...options } })
@@ -252,7 +252,7 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
 
   beforeEach(() => {
     createClient ??= createClientOf(pkg)
-    baselineFds = fdCount()
+    baselineFds = openSockets()
     // The tests check who closes first: Redis closes within milliseconds of QUIT, and 1.5 s keeps a
     // loaded machine from deciding it. A connection ended with no goodbye (disconnect(), the
     // cluster's slot discovery) waits that long for our FIN, so more would only slow the suite.
@@ -267,7 +267,7 @@ describe.each(majors)('$name', ({ pkg, clientMajor }) => {
     await released(recycler)
     expect(skipped).toEqual([])
     expect(recycler.stats().fdsCreated).toBe(recycler.stats().fdsClosed)
-    expect(await fdsSettle(baselineFds, fdCount)).toBe(baselineFds)
+    expect(await fdsSettle(baselineFds)).toBe(0)
   })
 
   it('connect/command/quit churn: Redis closes first, fds reused, no client TIME_WAIT', async () => {

@@ -2,7 +2,7 @@ import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { SocketRecycler } from '@fdrecycle/core'
 import { closedPort, tcpServer } from '../../../test/helpers/servers.js'
-import { fdCount, isLinux } from '../../../test/helpers/system.js'
+import { isLinux, openSockets, socketsSince } from '../../../test/helpers/system.js'
 
 // npm test runs a short chaos (20,000 cycles ran past a 60 s timeout on a loaded 2-core machine); soak the long one.
 const CYCLES = Number(process.env.FDRECYCLE_SOAK ? 200_000 : 5_000)
@@ -77,7 +77,7 @@ describe.runIf(isLinux)('chaos', () => {
     // Replay a failure with FDRECYCLE_SEED=<seed>.
     console.log(`chaos seed: ${SEED}`)
     const random = prng(SEED)
-    const baseline = fdCount()
+    const baseline = openSockets()
     const server = await tcpServer(chaosBehaviour)
     const refused = await closedPort()
     const recycler = new SocketRecycler({ finDelayMs: 20, drainTimeoutMs: 50, onDrainTimeout: 'reset' })
@@ -139,6 +139,6 @@ describe.runIf(isLinux)('chaos', () => {
     await server.close()
     const after = recycler.stats()
     expect(after.fdsClosed).toBe(after.fdsCreated)
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   }, SOAK_TIMEOUT)
 })

@@ -5,8 +5,8 @@ import { RecycledAgent } from '@fdrecycle/http-adapter'
 import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
 import {
-  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, trackConnections, until, upstream,
-  writeChunked,
+  expectRecycled, fetch, openSockets, passthroughStats, recyclingSupported, runConcurrently, settled, socketsSince,
+  timeWaitCount, trackConnections, until, upstream, writeChunked,
 } from './helpers.js'
 
 describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
@@ -154,7 +154,7 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
   })
 
   it('errors: a refused connection fails the request and recycles the fd; an upstream reset mid-body too', async () => {
-    const before = fdCount()
+    const before = openSockets()
     recycler = new SocketRecycler({ maxSockets: 1 })
     agent = new RecycledAgent({ recycler, keepAlive: true })
     const port = await closedPort()
@@ -175,11 +175,11 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     await srv.close()
     await recycler.close()
     expect(recycler.stats().fdsClosed).toBe(recyclingSupported ? 1 : 3)
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 
   it('bad input: typed errors, nothing leaked', async () => {
-    const before = fdCount()
+    const before = openSockets()
     expect(() => new RecycledAgent({ recycler: {} as SocketRecycler })).toThrow(InvalidOptionError)
     expect(() => new RecycledAgent({ recycler: {} as SocketRecycler })).toThrow(/recycler/)
     expect(() => new RecycledAgent({ scheduling: 'random' as 'fifo' })).toThrow(/scheduling/)
@@ -190,6 +190,6 @@ describe.runIf(isLinux)('RecycledAgent (node:http)', () => {
     agent = new RecycledAgent({ recycler: own })
     expect(() => http.get({ host: '127.0.0.1', port: 70_000, agent })).toThrow(RangeError)
     await own.close()
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 })

@@ -160,7 +160,7 @@ export function trackConnections(): { connections: Connection[]; stop(): void } 
 }
 
 /** Open fds of this process. */
-export { fdCount, timeWaitCount, timeWaitSnapshot } from '../../../test/helpers/system.js'
+export { fdCount, openSockets, socketsSince, timeWaitCount, timeWaitSnapshot } from '../../../test/helpers/system.js'
 
 /** A self-signed certificate for localhost and 127.0.0.1, made with Debian's openssl. */
 export function selfSignedCert(): { key: Buffer; cert: Buffer } {

@@ -9,8 +9,8 @@ import { RecycledHttpsAgent } from '@fdrecycle/http-adapter'
 import { closedPort } from '../../../test/helpers/servers.js'
 import { fdOf, isLinux } from '../../../test/helpers/system.js'
 import {
-  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, selfSignedCert, settled, timeWaitCount, trackConnections,
-  until, upstream, writeChunked,
+  expectRecycled, fetch, openSockets, passthroughStats, recyclingSupported, runConcurrently, selfSignedCert, settled,
+  socketsSince, timeWaitCount, trackConnections, until, upstream, writeChunked,
 } from './helpers.js'
 
 describe.runIf(isLinux)('RecycledHttpsAgent (TLS over recycled sockets)', () => {
@@ -134,7 +134,7 @@ describe.runIf(isLinux)('RecycledHttpsAgent (TLS over recycled sockets)', () => 
   })
 
   it("the Agent's timeout covers the TCP connect as on a plain https.Agent ('timeout' on the request)", async () => {
-    const before = fdCount()
+    const before = openSockets()
     recycler = new SocketRecycler()
     // A lookup that never answers: the TCP connect never starts.
     const lookup = (() => {}) as never
@@ -150,7 +150,7 @@ describe.runIf(isLinux)('RecycledHttpsAgent (TLS over recycled sockets)', () => 
     expect(outcome).toBe('timeout')
     agent.destroy()
     await recycler.close()
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 
   it('a refused connection fails the request with ECONNREFUSED and the fd is reused', async () => {

@@ -8,8 +8,8 @@ import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
 import { servedFiles, sha256 } from './fixtures.js'
 import {
-  expectRecycled, fdCount, fetch, passthroughStats, recyclingSupported, runConcurrently, settled, timeWaitCount, timeWaitSnapshot, trackConnections, until, upstream,
-  type Upstream,
+  expectRecycled, fetch, openSockets, passthroughStats, recyclingSupported, runConcurrently, settled, socketsSince,
+  timeWaitCount, timeWaitSnapshot, trackConnections, until, upstream, type Upstream,
 } from './helpers.js'
 
 const nginx = inject('nginx')
@@ -188,7 +188,7 @@ describe.runIf(isLinux)('reverse proxy', () => {
   })
 
   it('answers 502 for an upstream that refuses, skips it for a while, and never hands a truncated body as whole', async () => {
-    const before = fdCount()
+    const before = openSockets()
     const dead = await closedPort()
     await using breaker = await upstream((req, res) => {
       if (req.url === '/break') {
@@ -211,7 +211,7 @@ describe.runIf(isLinux)('reverse proxy', () => {
     agent.destroy()
     for (const fn of cleanup.splice(0).reverse()) await fn()
     await breaker.close()
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 
   it('serves its stats as JSON at the admin path', async () => {

@@ -6,8 +6,8 @@ import { ConnectTimeoutError, undiciConnector } from '@fdrecycle/http-adapter'
 import { closedPort } from '../../../test/helpers/servers.js'
 import { isLinux } from '../../../test/helpers/system.js'
 import {
-  expectRecycled, fdCount, passthroughStats, recyclingSupported, runConcurrently, selfSignedCert, settled, timeWaitCount, trackConnections, until,
-  upstream, writeChunked,
+  expectRecycled, openSockets, passthroughStats, recyclingSupported, runConcurrently, selfSignedCert, settled,
+  socketsSince, timeWaitCount, trackConnections, until, upstream, writeChunked,
 } from './helpers.js'
 
 async function text(url: string, dispatcher: Agent): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
@@ -151,7 +151,7 @@ describe.runIf(isLinux)('undiciConnector', () => {
   })
 
   it("connect timeout: undici's ConnectTimeoutError, nothing leaked", async () => {
-    const before = fdCount()
+    const before = openSockets()
     recycler = new SocketRecycler()
     const lookup = (() => {}) as never // never answers
     dispatcher = new Agent({ connect: undiciConnector(recycler, { timeout: 50, lookup }) })
@@ -163,7 +163,7 @@ describe.runIf(isLinux)('undiciConnector', () => {
     expect((err as Error).message).toMatch(/stalled\.invalid:81, timeout: 50ms/)
     await dispatcher.destroy()
     await recycler.close()
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 
   it('a refused connection is an ECONNREFUSED for undici; the fd goes back to the pool', async () => {
@@ -176,7 +176,7 @@ describe.runIf(isLinux)('undiciConnector', () => {
   })
 
   it('bad input: typed errors naming the option, nothing leaked', async () => {
-    const before = fdCount()
+    const before = openSockets()
     recycler = new SocketRecycler()
     expect(() => undiciConnector({} as SocketRecycler)).toThrow(InvalidOptionError)
     expect(() => undiciConnector(recycler, { timeout: -1 })).toThrow(/timeout/)
@@ -184,6 +184,6 @@ describe.runIf(isLinux)('undiciConnector', () => {
     expect(() => undiciConnector(recycler, { keepAlive: 'yes' as unknown as boolean })).toThrow(/keepAlive/)
     expect(() => undiciConnector(recycler, 'fast' as never)).toThrow(InvalidArgumentError)
     await recycler.close()
-    expect(fdCount()).toBe(before)
+    expect(socketsSince(before)).toBe(0)
   })
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import mysqlPromise from 'mysql2/promise'
 import { SocketRecycler } from '@fdrecycle/core'
 import { mysqlStream, type MysqlStreamFactory } from '@fdrecycle/mysql-adapter'
-import { fdCount, recyclingSupported, released, server, serverTimeWaits, tcpConfig, tupleOf, until } from './helpers.js'
+import { openSockets, recyclingSupported, released, server, serverTimeWaits, socketsSince, tcpConfig, tupleOf, until } from './helpers.js'
 import { countClientTimeWaits } from '../../pg-adapter/test/helpers.js'
 
 const { port } = server()
@@ -32,7 +32,7 @@ async function workload(stream: MysqlStreamFactory | undefined): Promise<{ tuple
 
 describe('mysql2 connections churning', () => {
   it('recycled: a handful of fds, no client TIME_WAIT, the server closes every connection first; plain mysql2 measured beside it', async () => {
-    const baseline = fdCount()
+    const baseline = openSockets()
     const recycler = new SocketRecycler()
     const recycled = await workload(mysqlStream(recycler))
     await released(recycler)
@@ -42,7 +42,7 @@ describe('mysql2 connections churning', () => {
     await recycler.close()
     // mysql2's own sockets, same workload, same run (with recycling off the first run was one)
     const plainRun = recyclingSupported ? await workload(undefined) : undefined
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
     const plainTimeWaits = plainRun ? countClientTimeWaits(plainRun.tuples, [port]) : undefined
     console.log(`[mysql churn] ${JSON.stringify({ connections: CONNECTIONS, recycled: { clientTimeWaits: recycledTimeWaits, stats }, plain: plainRun && { clientTimeWaits: plainTimeWaits } })}`)
 

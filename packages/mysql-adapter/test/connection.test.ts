@@ -4,8 +4,8 @@ import mysqlPromise from 'mysql2/promise'
 import { InvalidArgumentError, RecycledSocket, SocketRecycler, defaultRecycler } from '@fdrecycle/core'
 import { mysqlStream } from '@fdrecycle/mysql-adapter'
 import {
-  clientTimeWaits, expectRecycled, fdCount, fdOf, recyclingSupported, released, server, serverTimeWaits, socketInode, tcpConfig,
-  tcpSocketOf, tupleOf, until,
+  clientTimeWaits, expectRecycled, fdOf, openSockets, recyclingSupported, released, server, serverTimeWaits, socketInode,
+  socketsSince, tcpConfig, tcpSocketOf, tupleOf, until,
 } from './helpers.js'
 
 const { port, ipv6 } = server()
@@ -129,7 +129,7 @@ describe('mysql2 connections over recycled sockets', () => {
 
   it('a Unix socketPath passes through to a plain socket, and its fd is closed', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const { socketPath, user, password, database } = server()
     const connection = await mysqlPromise.createConnection({ socketPath, user, password, database, stream: mysqlStream(recycler) })
     expect((tcpSocketOf(connection) as RecycledSocket).recycled).toBe(false)
@@ -138,7 +138,7 @@ describe('mysql2 connections over recycled sockets', () => {
     await connection.end()
     await released(recycler)
     expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
-    await until(() => fdCount() === baseline, 'the Unix socket fd to close')
+    await until(() => socketsSince(baseline) === 0, 'the Unix socket fd to close')
   })
 
   it('mysqlStream() without a recycler uses defaultRecycler()', async () => {
@@ -152,7 +152,7 @@ describe('mysql2 connections over recycled sockets', () => {
   })
 
   it('rejects what is not a recycler with a typed error, and leaks nothing', () => {
-    const baseline = fdCount()
+    const baseline = openSockets()
     for (const bad of [42, 'recycler', null, {}, { createConnection: 1 }]) {
       let caught: unknown
       try {
@@ -164,6 +164,6 @@ describe('mysql2 connections over recycled sockets', () => {
       expect((caught as InvalidArgumentError).code).toBe('ERR_FDRECYCLE_INVALID_ARGUMENT')
       expect((caught as Error).message).toMatch(/expects a SocketRecycler/)
     }
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 })

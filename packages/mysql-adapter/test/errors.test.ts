@@ -5,7 +5,7 @@ import { SocketRecycler } from '@fdrecycle/core'
 import { mysqlStream } from '@fdrecycle/mysql-adapter'
 import { blackholeListener } from '../../../test/helpers/blackhole.js'
 import { closeAfterClientFin, closedPort, tcpServer } from '../../../test/helpers/servers.js'
-import { errorShape, expectRecycled, fdCount, recyclingSupported, released, server, tcpConfig, until } from './helpers.js'
+import { errorShape, expectRecycled, openSockets, recyclingSupported, released, server, socketsSince, tcpConfig, until } from './helpers.js'
 
 const { user, password, database, ipv6 } = server()
 
@@ -38,7 +38,7 @@ describe('a server that is down, or does not answer', () => {
   const hosts = ['127.0.0.1', 'localhost', ...(ipv6 ? ['::1'] : [])]
   it.each(hosts)('host %s, nothing listening: the error is the same as without the adapter; the fds go back to the pool', async (host) => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const port = await closedPort(host === '::1' ? '::1' : '127.0.0.1')
     const plainRun = await attempt({ host, port, user, password, database })
     const recycledRun = await attempt({ host, port, user, password, database }, mysqlStream(recycler))
@@ -51,7 +51,7 @@ describe('a server that is down, or does not answer', () => {
     await released(recycler)
     if (recyclingSupported) expect(recycler.stats()).toMatchObject({ fdsClosed: 0, active: 0, resetsSent: 0 })
     await recycler.close()
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
   })
 
   it('connectTimeout, a SYN that is never answered: ETIMEDOUT as without the adapter; the aborted fd is reused', async () => {

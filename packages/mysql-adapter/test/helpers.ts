@@ -4,7 +4,7 @@ import type { MariaDbTestServer } from '../../../test/setup/mariadb.js'
 
 // The ss, polling and error-shape helpers of the pg adapter's suite serve this one unchanged.
 export { clientTimeWaits, errorShape, released, serverTimeWaits, until } from '../../pg-adapter/test/helpers.js'
-export { fdCount, fdOf, socketInode } from '../../../test/helpers/system.js'
+export { fdCount, openSockets, socketsSince, fdOf, socketInode } from '../../../test/helpers/system.js'
 export { expectRecycled, recyclingSupported } from '../../../test/helpers/run-mode.js'
 
 /** The server that test/setup/mariadb.ts started for this run. */

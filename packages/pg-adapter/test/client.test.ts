@@ -4,8 +4,8 @@ import pg from 'pg'
 import { InvalidArgumentError, RecycledSocket, SocketRecycler, defaultRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import {
-  clientTimeWaits, expectRecycled, fdCount, fdOf, recyclingSupported, released, serverTimeWaits, servers, socketInode, tcpConfig,
-  tcpSocketOf, tupleOf, until,
+  clientTimeWaits, expectRecycled, fdOf, openSockets, recyclingSupported, released, servers, serverTimeWaits,
+  socketInode, socketsSince, tcpConfig, tcpSocketOf, tupleOf, until,
 } from './helpers.js'
 
 const { plain, tls } = servers()
@@ -112,7 +112,7 @@ describe('pg.Client over recycled sockets', () => {
 
   it('a Unix-socket host passes through to a plain socket, unharmed, and its fd is closed', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const { user, database } = servers()
     const client = new pg.Client({ host: plain.socketDir, port: plain.port, user, database, stream: pgStream(recycler) })
     await client.connect()
@@ -125,7 +125,7 @@ describe('pg.Client over recycled sockets', () => {
     await released(recycler)
     // plain path: counted as a connection and an fd opened and closed, none of the pool's
     expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
-    await until(() => fdCount() === baseline, 'the Unix socket fd to close')
+    await until(() => socketsSince(baseline) === 0, 'the Unix socket fd to close')
   })
 
   it('keepAlive: pg sets SO_KEEPALIVE on the recycled socket; the next tenant of the fd starts without it', async () => {
@@ -163,18 +163,18 @@ describe('pg.Client over recycled sockets', () => {
 
   it("a passthrough recycler gives pg plain sockets with the same API (FDRECYCLE_DISABLE's mode)", async () => {
     recycler = new SocketRecycler({ mode: 'passthrough' })
-    const baseline = fdCount()
+    const baseline = openSockets()
     const client = new pg.Client({ ...tcpConfig(plain), stream: pgStream(recycler) })
     await client.connect()
     expect((tcpSocketOf(client) as RecycledSocket).recycled).toBe(false)
     expect((await client.query<{ v: number }>('SELECT 1 AS v')).rows[0]!.v).toBe(1)
     await client.end()
     expect(recycler.stats()).toMatchObject({ mode: 'passthrough', connections: 1, fdsCreated: 1, fdsClosed: 1, active: 0 })
-    await until(() => fdCount() === baseline, 'the plain fd to close')
+    await until(() => socketsSince(baseline) === 0, 'the plain fd to close')
   })
 
   it('rejects what is not a recycler with a typed error, and leaks nothing', () => {
-    const baseline = fdCount()
+    const baseline = openSockets()
     for (const bad of [42, 'recycler', null, {}, { createSocket: 1 }]) {
       expect(() => pgStream(bad as unknown as SocketRecycler)).toThrow(InvalidArgumentError)
       try {
@@ -184,16 +184,16 @@ describe('pg.Client over recycled sockets', () => {
         expect((err as Error).message).toMatch(/expects a SocketRecycler/)
       }
     }
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 
   it('a closed recycler: the connect error reaches the app through pg, and nothing leaks', async () => {
     recycler = new SocketRecycler()
     await recycler.close()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const client = new pg.Client({ ...tcpConfig(plain), stream: pgStream(recycler) })
     const err = await client.connect().then(() => null, (e: unknown) => e)
     expect((err as { code?: string }).code).toBe('ERR_FDRECYCLE_CLOSED')
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 })

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import { closeAfterClientFin, tcpServer } from '../../../test/helpers/servers.js'
-import { errorShape, expectRecycled, fdCount, released, servers, until } from './helpers.js'
+import { errorShape, expectRecycled, openSockets, released, servers, socketsSince, until } from './helpers.js'
 
 const { user, database } = servers()
 
@@ -21,7 +21,7 @@ describe('connectionTimeoutMillis', () => {
   ] as const)('a server silent during %s: the timeout error is the same as without the adapter; the fd is recycled', async (_what, ssl) => {
     recycler = new SocketRecycler({ finDelayMs: 100 })
     await using silent = await tcpServer(closeAfterClientFin)
-    const baseline = fdCount()
+    const baseline = openSockets()
     const attempt = async (withAdapter: boolean): Promise<{ err: unknown; events: string[] }> => {
       const client = new pg.Client({
         host: '127.0.0.1', port: silent.port, user, database, connectionTimeoutMillis: 150, ...(ssl ? { ssl: true } : {}),
@@ -46,7 +46,7 @@ describe('connectionTimeoutMillis', () => {
     expectRecycled(recycler.stats(), { connections: 1, recycled: 1, finSentFirst: 1, drainTimeouts: 0, resetsSent: 0, fdsClosed: 0 })
     expect(silent.errors).toEqual([])
     await recycler.close()
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
   })
 
   it('a pg.Pool with connectionTimeoutMillis against a hung server, then a live one: the same fd serves', async () => {

@@ -5,7 +5,7 @@ import type pg from 'pg'
 import { inject } from 'vitest'
 import type { PgTestServer, PgTestServers } from '../../../test/setup/postgres.js'
 
-export { fdCount, fdOf, socketInode } from '../../../test/helpers/system.js'
+export { fdCount, openSockets, socketsSince, fdOf, socketInode } from '../../../test/helpers/system.js'
 
 /** The servers that test/setup/postgres.ts started for this run. */
 export function servers(): PgTestServers {

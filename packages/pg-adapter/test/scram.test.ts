@@ -3,7 +3,8 @@ import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import {
-  clientTimeWaits, errorShape, expectRecycled, fdCount, recyclingSupported, released, saslTrace, servers, tcpConfig, tupleOf,
+  clientTimeWaits, errorShape, expectRecycled, openSockets, recyclingSupported, released, saslTrace, servers,
+  socketsSince, tcpConfig, tupleOf,
 } from './helpers.js'
 
 const { plain, tls, scram } = servers()
@@ -46,7 +47,7 @@ describe('password authentication (SCRAM-SHA-256) over recycled sockets', () => 
 
   it('a wrong password fails as with pg alone (28P01); the server closes, the fd is recycled, nothing leaks', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const attempt = async (withAdapter: boolean): Promise<unknown> => {
       const client = new pg.Client({ ...tcpConfig(plain), user: scram.user, password: 'wrong', ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
       const err = await client.connect().then(() => null, (e: unknown) => e)
@@ -60,6 +61,6 @@ describe('password authentication (SCRAM-SHA-256) over recycled sockets', () => 
     // PostgreSQL closes after the FATAL error: the peer closed first, no RST.
     expectRecycled(recycler.stats(), { connections: 1, recycled: 1, peerClosedFirst: 1, resetsSent: 0, fdsClosed: 0 })
     await recycler.close()
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 })

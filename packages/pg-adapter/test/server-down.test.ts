@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
-import { errorShape, fdCount, passthroughStats, recyclingSupported, released, servers, until } from './helpers.js'
+import { errorShape, openSockets, passthroughStats, recyclingSupported, released, servers, socketsSince, until } from './helpers.js'
 
 const { user, database, plain } = servers()
 
@@ -37,7 +37,7 @@ const hosts = ['127.0.0.1', 'localhost', ...(plain.ipv6 ? ['::1'] : [])]
 describe('a server that is down', () => {
   it.each(hosts)('host %s: pg.Client#connect fails exactly as without the adapter; the fd goes back to the pool', async (host) => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const port = await closedPort()
     const attempt = async (withAdapter: boolean): Promise<{ err: unknown; again: unknown }> => {
       const client = new pg.Client({ host, port, user, database, ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
@@ -66,7 +66,7 @@ describe('a server that is down', () => {
       expect(stats).toMatchObject(passthroughStats(1))
     }
     await recycler.close()
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
   })
 
   it('a pg.Pool: pool.query rejects as without the adapter, and the fds go back to the pool for the next queries', async () => {

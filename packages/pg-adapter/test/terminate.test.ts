@@ -5,7 +5,8 @@ import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import type { PgTestServer } from '../../../test/setup/postgres.js'
 import {
-  clientTimeWaits, errorShape, expectRecycled, fdCount, pidOf, recyclingSupported, released, servers, tcpConfig, tupleOf, until, waitForActive,
+  clientTimeWaits, errorShape, expectRecycled, openSockets, pidOf, recyclingSupported, released, servers, socketsSince,
+  tcpConfig, tupleOf, until, waitForActive,
 } from './helpers.js'
 
 const { plain, tls, ca } = servers()
@@ -62,7 +63,7 @@ describe('pg_terminate_backend from the server side', () => {
     ['TLS', tls, true],
   ] as const)('an idle %s client: the same events and errors as without the adapter; the fd is recycled with no RST', async (_name, server, ssl) => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const plainSeen = await idleTerminated(server, ssl, false)
     const recycledSeen = await idleTerminated(server, ssl, true)
     expect(plainSeen.errors[0]).toMatchObject({ code: '57P01', message: 'terminating connection due to administrator command' })
@@ -74,7 +75,7 @@ describe('pg_terminate_backend from the server side', () => {
     if (recyclingSupported) expect(clientTimeWaits(server.port).has(recycledSeen.tuple)).toBe(false)
     for (const a of admins.splice(0)) await a.end()
     await recycler.close()
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
   })
 
   it('a query running when its backend is terminated fails as without the adapter', async () => {

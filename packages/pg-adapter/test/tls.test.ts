@@ -1,11 +1,13 @@
+import { once } from 'node:events'
+import type { Duplex } from 'node:stream'
 import tlsModule from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { RecycledSocket, SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
 import {
-  countClientTimeWaits, errorShape, expectRecycled, fdCount, fdOf, passthroughStats, recyclingSupported, released, saslTrace, servers,
-  socketInode, tcpConfig, tcpSocketOf, tupleOf,
+  countClientTimeWaits, errorShape, expectRecycled, fdOf, openSockets, passthroughStats, recyclingSupported, released,
+  saslTrace, servers, socketInode, socketsSince, tcpConfig, tcpSocketOf, tupleOf,
 } from './helpers.js'
 
 const { plain, tls, ca, scram } = servers()
@@ -27,7 +29,7 @@ async function sslRow(client: pg.Client): Promise<{ ssl: boolean; version: strin
 describe('ssl: TLS over the recycled socket', () => {
   it('verifies the server certificate (ssl: { ca }) and runs TLS on a recycled fd, then reuses the fd', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const inodes = new Set<string>()
     for (let i = 0; i < 3; i++) {
       const client = new pg.Client({ ...tcpConfig(tls), ssl: { ca }, stream: pgStream(recycler) })
@@ -45,7 +47,7 @@ describe('ssl: TLS over the recycled socket', () => {
     expect(inodes.size).toBe(recyclingSupported ? 1 : 3)
     expectRecycled(recycler.stats(), { connections: 3, reusedConnections: 2, recycled: 3, fdsClosed: 0 })
     await recycler.close()
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 
   it.runIf(tls.ipv6)('TLS to ::1', async () => {
@@ -101,7 +103,12 @@ describe('ssl: TLS over the recycled socket', () => {
     recycler = new SocketRecycler()
     const attempt = async (withAdapter: boolean): Promise<unknown> => {
       const client = new pg.Client({ ...tcpConfig(plain), ssl: { ca }, ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
-      return client.connect().then(() => null, (e: unknown) => e)
+      const err = await client.connect().then(() => null, (e: unknown) => e)
+      // pg ends the socket on the server's 'N'; the fd is closed only once the server's FIN is in.
+      // Waiting for it keeps this socket out of the next test's fd baseline.
+      const stream = streamOf(client) as Duplex
+      if (!stream.closed) await once(stream, 'close')
+      return err
     }
     const plainErr = await attempt(false)
     const recycledErr = await attempt(true)
@@ -113,7 +120,7 @@ describe('ssl: TLS over the recycled socket', () => {
 
   it('a pg.Pool churning TLS connections reuses its fds (TIME_WAIT measured: Node sends the TLS FIN itself)', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const tuples = new Set<string>()
     const pool = new pg.Pool({ ...tcpConfig(tls), ssl: { ca }, stream: pgStream(recycler), max: 2, maxUses: 1 })
     pool.on('connect', (client) => tuples.add(tupleOf(client)))
@@ -135,6 +142,6 @@ describe('ssl: TLS over the recycled socket', () => {
       expect(stats).toMatchObject(passthroughStats(40))
     }
     await recycler.close()
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 })

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import postgres from 'postgres'
 import { SocketRecycler } from '@fdrecycle/core'
-import { countClientTimeWaits, fdCount, recyclingSupported, released, servers, trackedSocket, tupleOfSocket, until } from './helpers.js'
+import {
+  countClientTimeWaits, openSockets, recyclingSupported, released, servers, socketsSince, trackedSocket, tupleOfSocket,
+  until,
+} from './helpers.js'
 
 const { plain, user, database } = servers()
 // Bounded for a loaded machine: 100 + 100 connections took 26 s at a load average of 19 on 2 cores.
@@ -32,7 +35,7 @@ async function workload(recycler: SocketRecycler): Promise<Set<string>> {
 
 describe('postgres.js connections churning', () => {
   it('recycled: a handful of fds and no client TIME_WAIT; plain sockets (passthrough) measured beside it', async () => {
-    const baseline = fdCount()
+    const baseline = openSockets()
     const recycler = new SocketRecycler()
     const recycled = await workload(recycler)
     await released(recycler)
@@ -44,7 +47,7 @@ describe('postgres.js connections churning', () => {
     const passthrough = new SocketRecycler({ mode: 'passthrough' })
     const plainRun = recyclingSupported ? await workload(passthrough) : undefined
     await passthrough.close()
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
     const plainTimeWaits = plainRun ? countClientTimeWaits(plainRun, [plain.port]) : undefined
     console.log(`[postgres.js churn] ${JSON.stringify({ connections: CONNECTIONS, recycled: { clientTimeWaits: recycledTimeWaits, stats }, plain: plainRun && { clientTimeWaits: plainTimeWaits } })}`)
 

@@ -4,7 +4,7 @@ import { postgresSocket, type PostgresSocket, type PostgresSocketFactory } from 
 
 // The servers, ss, polling and error-shape helpers of the pg adapter's suite serve this one unchanged.
 export { clientTimeWaits, countClientTimeWaits, errorShape, released, serverTimeWaits, servers, until } from '../../pg-adapter/test/helpers.js'
-export { fdCount, fdOf, socketInode } from '../../../test/helpers/system.js'
+export { fdCount, openSockets, socketsSince, fdOf, socketInode } from '../../../test/helpers/system.js'
 export { expectRecycled, recyclingSupported } from '../../../test/helpers/run-mode.js'
 
 /** postgresSocket(recycler), keeping every socket it hands out (postgres.js does not expose them). */

@@ -3,8 +3,8 @@ import postgres from 'postgres'
 import { InvalidArgumentError, RecycledSocket, SocketRecycler, defaultRecycler } from '@fdrecycle/core'
 import { postgresSocket } from '@fdrecycle/postgresjs-adapter'
 import {
-  clientTimeWaits, expectRecycled, fdCount, recyclingSupported, released, serverTimeWaits, servers, trackedSocket,
-  tupleOfSocket, until,
+  clientTimeWaits, expectRecycled, openSockets, recyclingSupported, released, servers, serverTimeWaits, socketsSince,
+  trackedSocket, tupleOfSocket, until,
 } from './helpers.js'
 
 const { plain, user, database } = servers()
@@ -129,7 +129,7 @@ describe('postgres.js over recycled sockets', () => {
 
   it('a Unix-socket host passes through to a plain socket, and its fd is closed', async () => {
     recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const { socket, made } = trackedSocket(recycler)
     const sql = postgres({ host: plain.socketDir, port: plain.port, user, database, socket, max: 1 })
     const rows = await sql<{ addr: string | null }[]>`SELECT inet_client_addr() AS addr`
@@ -138,7 +138,7 @@ describe('postgres.js over recycled sockets', () => {
     await sql.end()
     await released(recycler)
     expectRecycled(recycler.stats(), { connections: 1, fdsCreated: 1, fdsClosed: 1, idle: 0, recycled: 0, active: 0 })
-    await until(() => fdCount() === baseline, 'the Unix socket fd to close')
+    await until(() => socketsSince(baseline) === 0, 'the Unix socket fd to close')
   })
 
   it('postgresSocket() without a recycler uses defaultRecycler()', async () => {
@@ -152,7 +152,7 @@ describe('postgres.js over recycled sockets', () => {
   })
 
   it('rejects what is not a recycler with a typed error, and leaks nothing', () => {
-    const baseline = fdCount()
+    const baseline = openSockets()
     for (const bad of [42, 'recycler', null, {}, { createConnection: 1 }]) {
       let caught: unknown
       try {
@@ -164,6 +164,6 @@ describe('postgres.js over recycled sockets', () => {
       expect((caught as InvalidArgumentError).code).toBe('ERR_FDRECYCLE_INVALID_ARGUMENT')
       expect((caught as Error).message).toMatch(/expects a SocketRecycler/)
     }
-    expect(fdCount()).toBe(baseline)
+    expect(socketsSince(baseline)).toBe(0)
   })
 })

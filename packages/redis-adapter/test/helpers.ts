@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis'
 import * as ioredis5 from 'ioredis5'
+import { socketsSince } from '../../../test/helpers/system.js'
 
 // Run-mode facts shared by the three adapters' suites.
 export { expectRecycled, passthroughStats, recyclingSupported } from '../../../test/helpers/run-mode.js'
@@ -108,14 +109,14 @@ export async function released(recycler: { stats(): { active: number; draining: 
 }
 
 /**
- * Waits until the process has `baseline` open fds again and returns the count: sockets that
- * ioredis closes on its own (a plain subscriber, a plain client after 'end') close a few ticks
- * later. A bounded poll: no event tells it.
+ * Waits until no socket opened since `baseline` (openSockets()) is open and returns how many still
+ * are: sockets that ioredis closes on its own (a plain subscriber, a plain client after 'end')
+ * close a few ticks later. A bounded poll: no event tells it.
  */
-export async function fdsSettle(baseline: number, count: () => number, timeoutMs = 5000): Promise<number> {
+export async function fdsSettle(baseline: ReadonlySet<string>, timeoutMs = 5000): Promise<number> {
   const deadline = Date.now() + timeoutMs
-  while (count() !== baseline && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
-  return count()
+  while (socketsSince(baseline) !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  return socketsSince(baseline)
 }
 
 /**

@@ -11,14 +11,14 @@ import { describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { SocketRecycler } from '@fdrecycle/core'
 import { pgStream } from '@fdrecycle/pg-adapter'
-import { errorShape, expectRecycled, fdCount, released, servers, tcpConfig, until } from '../helpers.js'
+import { errorShape, expectRecycled, openSockets, released, servers, socketsSince, tcpConfig, until } from '../helpers.js'
 
 const { tls } = servers()
 
 describe('TLS handshake failing in the client over a recycled socket', () => {
   it('an unverifiable certificate fails as with pg alone, and the fd goes back to the pool', async () => {
     const recycler = new SocketRecycler()
-    const baseline = fdCount()
+    const baseline = openSockets()
     const attempt = async (withAdapter: boolean): Promise<unknown> => {
       // ssl: true verifies against the system CAs: the self-signed certificate is refused.
       const client = new pg.Client({ ...tcpConfig(tls), ssl: true, ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
@@ -34,6 +34,6 @@ describe('TLS handshake failing in the client over a recycled socket', () => {
     } finally {
       await recycler.close()
     }
-    await until(() => fdCount() === baseline, 'fds back at baseline')
+    await until(() => socketsSince(baseline) === 0, 'fds back at baseline')
   })
 })
