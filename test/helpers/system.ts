@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readlinkSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
 
 /**
@@ -41,6 +41,44 @@ export function socketsSince(baseline: ReadonlySet<string>): number {
   let n = 0
   for (const socket of openSockets()) if (!baseline.has(socket)) n++
   return n
+}
+
+/**
+ * The sockets open now that were not at `baseline`, each as the kernel's socket tables show it
+ * (`tcp 127.0.0.1:41000 -> 127.0.0.1:5432 ESTABLISHED`), for a failed leak check's message.
+ */
+export function socketsOpenedSince(baseline: ReadonlySet<string>): string[] {
+  const inodes = new Map<string, string>()
+  for (const socket of openSockets()) if (!baseline.has(socket)) inodes.set(socket.slice('socket:['.length, -1), socket)
+  const found: string[] = []
+  for (const table of ['tcp', 'tcp6', 'udp', 'udp6', 'unix']) {
+    let text = ''
+    try {
+      text = readFileSync(`/proc/self/net/${table}`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      const inode = table === 'unix' ? f[6] : f[9]
+      if (!inode || !inodes.has(inode)) continue
+      inodes.delete(inode)
+      found.push(table === 'unix' ? `unix ${f[7] ?? '(unnamed)'}` : `${table} ${hexAddress(f[1]!)} -> ${hexAddress(f[2]!)} ${TCP_STATES[parseInt(f[3]!, 16)] ?? f[3]}`)
+    }
+  }
+  for (const socket of inodes.values()) found.push(`${socket} (in no tcp, udp or unix table)`)
+  return found
+}
+
+const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
+
+/** `0100007F:1F90` -> `127.0.0.1:8080` (IPv4; IPv6 addresses stay in hex). */
+function hexAddress(text: string): string {
+  const [addr = '', port = '0'] = text.split(':')
+  const p = parseInt(port, 16)
+  if (addr.length !== 8) return `[${addr}]:${p}`
+  const bytes = [6, 4, 2, 0].map((i) => parseInt(addr.slice(i, i + 2), 16))
+  return `${bytes.join('.')}:${p}`
 }
 
 /** The kernel socket behind an fd: `socket:[inode]`. */

@@ -104,6 +104,9 @@ const asUser = (): string[] => (isRoot ? ['--user=mysql'] : [])
 export function initMariaDb(dir: string): void {
   const data = join(dir, 'data')
   mkdirSync(data)
+  // Its own temporary directory: mariadbd's default is /tmp, where two set-ups bootstrapping at
+  // once (two test runs) have failed each other's installs (ERROR 1051 tmp_proxies_priv).
+  mkdirSync(join(dir, 'tmp'))
   if (isRoot) {
     const uid = Number(run('id', ['-u', 'mysql'], 'id -u mysql').stdout.trim())
     const gid = Number(run('id', ['-g', 'mysql'], 'id -g mysql').stdout.trim())
@@ -111,7 +114,7 @@ export function initMariaDb(dir: string): void {
   }
   run('mariadb-install-db', [
     '--no-defaults', `--datadir=${data}`, ...asUser(), '--auth-root-authentication-method=socket', '--skip-test-db',
-    '--skip-name-resolve', '--innodb-buffer-pool-size=16M',
+    '--skip-name-resolve', '--innodb-buffer-pool-size=16M', `--tmpdir=${join(dir, 'tmp')}`,
   ], 'mariadb-install-db')
 }
 
@@ -150,7 +153,7 @@ export async function startMariaDb({ dir, port, bindAddress, cert, key, exec = [
     `--bind-address=${bindAddress}`, `--pid-file=${join(dir, 'mariadb.pid')}`,
     `--log-error=${logFile}`, '--skip-name-resolve', '--skip-log-bin', '--innodb-buffer-pool-size=16M',
     '--innodb-log-file-size=8M', '--max-connections=200', '--performance-schema=off',
-    `--ssl-cert=${cert}`, `--ssl-key=${key}`,
+    `--ssl-cert=${cert}`, `--ssl-key=${key}`, `--tmpdir=${join(dir, 'tmp')}`,
   ]
   const full = [...exec, ...args]
   const child = spawn(full[0]!, full.slice(1), { stdio: 'ignore', detached: true })

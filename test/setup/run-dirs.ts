@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const TMP = '/tmp'
@@ -30,7 +30,11 @@ export function runDir(prefix: string, stopStale: (dir: string) => void, log: (m
     stopStale(dir)
     rmSync(dir, { recursive: true, force: true })
   }
-  const dir = mkdtempSync(join(TMP, prefix))
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid))
+  // Made under another name and renamed once marked: a run starting beside this one (two test runs
+  // at once) never sees the directory without its owner, and so never takes it for a stale one.
+  const staging = mkdtempSync(join(TMP, `.staging-${prefix}`))
+  writeFileSync(join(staging, 'owner.pid'), String(process.pid))
+  const dir = join(TMP, `${prefix}${staging.slice(join(TMP, `.staging-${prefix}`).length)}`)
+  renameSync(staging, dir)
   return dir
 }

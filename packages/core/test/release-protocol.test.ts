@@ -53,7 +53,9 @@ describe.runIf(isLinux)('release protocol', () => {
     srv.sockets[0]!.write('anyone there?')
     await until(() => srv.errors.length > 0, 'the peer to see the reset')
     expect(['ECONNRESET', 'EPIPE']).toContain((srv.errors[0] as NodeJS.ErrnoException).code)
-    // the same kernel socket serves the next connection
+    // the same kernel socket serves the next connection, once lendable (a released fd waits out one
+    // poll phase first, `cooling`; a connect before that gets a new fd, as one from a busy pool would)
+    await until(() => recycler!.stats().cooling === 0, 'the fd to be lendable')
     await using srv2 = await tcpServer(lineEcho)
     const next = recycler.createConnection({ host: '127.0.0.1', port: srv2.port })
     let inode2 = ''
