@@ -18,9 +18,10 @@ export function pidAlive(pid: number): boolean {
  * stop what they still run, then removed.
  */
 export function runDir(prefix: string, stopStale: (dir: string) => void, log: (message: string) => void): string {
-  for (const name of readdirSync(TMP)) {
-    if (!name.startsWith(prefix)) continue
-    const dir = join(TMP, name)
+  for (const entry of readdirSync(TMP, { withFileTypes: true })) {
+    // (a file under the prefix, such as the real-path matrix's report, is no run's directory)
+    if (!entry.isDirectory() || !entry.name.startsWith(prefix)) continue
+    const dir = join(TMP, entry.name)
     let owner = 0
     try {
       owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'))
