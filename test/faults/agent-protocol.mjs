@@ -25,7 +25,8 @@ export function tcpCounters(pid = 'self') {
   return Object.fromEntries(names.map((n, i) => [n, values[i]]))
 }
 
-const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
+/** The kernel's TCP states by number, as /proc/net/tcp's `st` column gives them. */
+export const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
 
 /**
  * IPv4 TCP sockets of this namespace (or of process `pid`'s) by state (/proc/<pid>/net/tcp, TIME_WAIT

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
+import { TCP_STATES } from '../faults/agent-protocol.mjs'
 
 /**
  * Open socket fds of this process (`socket:[inode]` in /proc/self/fd). Sockets only: the test
@@ -69,8 +70,6 @@ export function socketsOpenedSince(baseline: ReadonlySet<string>): string[] {
   for (const socket of inodes.values()) found.push(`${socket} (in no tcp, udp or unix table)`)
   return found
 }
-
-const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING']
 
 /** `0100007F:1F90` -> `127.0.0.1:8080` (IPv4; IPv6 addresses stay in hex). */
 function hexAddress(text: string): string {
