@@ -187,9 +187,15 @@ export class FaultLab implements AsyncDisposable {
     return this.client.call<ClientStats>('stats')
   }
 
+  /**
+   * Waits until the client recycler's stats match `until`, and no released fd is cooling: a fd is
+   * lent again one poll phase after its release, and a cycle that reaches the client's loop before
+   * then (as on a loaded machine) gets a new fd, not the one a test expects to be reused.
+   */
   async waitStats(until: Record<string, number>, timeoutMs = 10_000): Promise<ClientStats> {
-    const r = await this.client.call<{ matched: boolean; stats: ClientStats }>('waitStats', { until, timeoutMs }, timeoutMs + 5000)
-    if (!r.matched) throw new Error(`client stats never matched ${JSON.stringify(until)}: ${JSON.stringify(r.stats)}`)
+    const wanted = { cooling: 0, ...until }
+    const r = await this.client.call<{ matched: boolean; stats: ClientStats }>('waitStats', { until: wanted, timeoutMs }, timeoutMs + 5000)
+    if (!r.matched) throw new Error(`client stats never matched ${JSON.stringify(wanted)}: ${JSON.stringify(r.stats)}`)
     return r.stats
   }
 

@@ -96,13 +96,14 @@ export async function settle(): Promise<void> {
 }
 
 /**
- * Waits until the recycler has no socket in use or draining: the release protocol runs after
+ * Waits until the recycler has no socket in use, draining or cooling: the release protocol runs after
  * 'close', and through a TLS layer a few ticks later. A bounded poll: no event tells it.
  */
-export async function released(recycler: { stats(): { active: number; draining: number } }, timeoutMs = 5000): Promise<void> {
+export async function released(recycler: { stats(): { active: number; draining: number; cooling?: number } }, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   await settle()
-  while (recycler.stats().active + recycler.stats().draining > 0) {
+  // cooling: a released fd is lent again one poll phase later; a connect before then gets a new fd
+  while (recycler.stats().active + recycler.stats().draining + (recycler.stats().cooling ?? 0) > 0) {
     if (Date.now() > deadline) throw new Error(`recycler still has sockets in use or draining after ${timeoutMs} ms: ${JSON.stringify(recycler.stats())}`)
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
