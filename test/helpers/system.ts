@@ -114,11 +114,25 @@ export function timeWaitSnapshot(port: number, side: 'client' | 'server' = 'clie
   return new Set(timeWaitEntries(port, side))
 }
 
+/**
+ * The addresses the tests' servers listen on. Entries towards another address with the same port
+ * number are someone else's: the demo's backends (its smoke test runs beside these tests) listen
+ * on 127.64-223.x.y, on ports from the same ephemeral range as these servers' port-0 picks, and its
+ * plain client leaves thousands of TIME_WAIT entries whose client ports can match a test's.
+ */
+const TEST_SERVER_ADDRESSES = new Set(['127.0.0.1', '[::1]', '[::ffff:127.0.0.1]'])
+
 function timeWaitEntries(port: number, side: 'client' | 'server'): string[] {
   const filter = side === 'client' ? `( dport = :${port} )` : `( sport = :${port} )`
   const out = execFileSync('ss', ['-Htan', 'state', 'time-wait', filter], { encoding: 'utf8' })
   // -H -n: "Recv-Q Send-Q Local:Port Peer:Port": the addresses name the entry
-  return out.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).slice(2, 4).join(' '))
+  const entries = out.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).slice(2, 4))
+  return entries
+    .filter((e) => {
+      const server = e[side === 'client' ? 1 : 0]!
+      return TEST_SERVER_ADDRESSES.has(server.slice(0, server.lastIndexOf(':')))
+    })
+    .map((e) => e.join(' '))
 }
 
 export function hasSs(): boolean {
