@@ -173,7 +173,13 @@ describe.runIf(support.ok)('faults on a real path: namespaces + TUN relay', () =
     const rst = await lab.relay.waitFor((e) => e.kind === 'rst' && e.dir === 'ab' && e.sport === first.localPort, 5000, 'the RST of the reset policy')
     expect(lab.relay.eventsOf(first.localPort, 'drop-fin').every((e) => e.t < rst.t)).toBe(true)
     expect(lab.relay.eventsOf(first.localPort, 'drop-fin').length).toBeGreaterThanOrEqual(1)
-    expect((await lab.clientOutRsts()) - rstsBefore).toBe(1)
+    // The policy's RST is the client's first on the wire. A segment of the peer's still on the
+    // 20 ms path when the connection was dissolved can draw one more from the client's kernel (no
+    // socket has that 4-tuple now), as it would after a plain socket's reset: later, so not counted
+    // exactly (seen once in CI: 2).
+    await lab.relay.flush()
+    expect(lab.relay.eventsOf(first.localPort, 'rst').filter((e) => e.dir === 'ab')[0]).toEqual(rst)
+    expect((await lab.clientOutRsts()) - rstsBefore).toBeGreaterThanOrEqual(1)
     // the peer never saw our FIN: it was still waiting for it, so the RST is a reset to it
     const server = await lab.waitServerClosed()
     expect(server.closed).toBe(true)
