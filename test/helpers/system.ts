@@ -3,34 +3,36 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
 import { TCP_STATES } from '../faults/agent-protocol.mjs'
 
+/** The targets of this process's socket fds (`socket:[inode]`), one per fd (a dup counts again). */
+function socketFdTargets(): string[] {
+  const targets: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      if (target.startsWith('socket:')) targets.push(target)
+    } catch {
+      // closed between readdir and readlink
+    }
+  }
+  return targets
+}
+
 /**
  * Open socket fds of this process (`socket:[inode]` in /proc/self/fd). Sockets only: the test
  * runner opens and closes files and pipes of its own while a test runs.
  */
 export function fdCount(): number {
-  let n = 0
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++
-    } catch {
-      // closed between readdir and readlink
-    }
-  }
-  return n
+  return socketFdTargets().length
 }
 
 /** The kernel sockets this process has open now (`socket:[inode]`), a baseline for socketsSince(). */
 export function openSockets(): Set<string> {
-  const sockets = new Set<string>()
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`)
-      if (target.startsWith('socket:')) sockets.add(target)
-    } catch {
-      // closed between readdir and readlink
-    }
-  }
-  return sockets
+  return new Set(socketFdTargets())
+}
+
+/** The kernel sockets open now that were not open at `baseline`. */
+function newSockets(baseline: ReadonlySet<string>): string[] {
+  return [...openSockets()].filter((socket) => !baseline.has(socket))
 }
 
 /**
@@ -39,9 +41,7 @@ export function openSockets(): Set<string> {
  * test's, closing late) neither counts nor hides a new one, as it would in a difference of counts.
  */
 export function socketsSince(baseline: ReadonlySet<string>): number {
-  let n = 0
-  for (const socket of openSockets()) if (!baseline.has(socket)) n++
-  return n
+  return newSockets(baseline).length
 }
 
 /**
@@ -49,8 +49,7 @@ export function socketsSince(baseline: ReadonlySet<string>): number {
  * (`tcp 127.0.0.1:41000 -> 127.0.0.1:5432 ESTABLISHED`), for a failed leak check's message.
  */
 export function socketsOpenedSince(baseline: ReadonlySet<string>): string[] {
-  const inodes = new Map<string, string>()
-  for (const socket of openSockets()) if (!baseline.has(socket)) inodes.set(socket.slice('socket:['.length, -1), socket)
+  const inodes = new Map(newSockets(baseline).map((socket) => [socket.slice('socket:['.length, -1), socket]))
   const found: string[] = []
   for (const table of ['tcp', 'tcp6', 'udp', 'udp6', 'unix']) {
     let text = ''

@@ -105,7 +105,7 @@ describe('ssl: TLS over the recycled socket', () => {
       const client = new pg.Client({ ...tcpConfig(plain), ssl: { ca }, ...(withAdapter ? { stream: pgStream(recycler) } : {}) })
       const err = await client.connect().then(() => null, (e: unknown) => e)
       // pg ends the socket on the server's 'N'; the fd is closed only once the server's FIN is in.
-      // Waiting for it keeps this socket out of the next test's fd baseline.
+      // Waiting for it leaves no socket of this test open when the next one starts.
       const stream = streamOf(client) as Duplex
       if (!stream.closed) await once(stream, 'close')
       return err

@@ -104,7 +104,7 @@ export async function released(recycler: { stats(): { active: number; draining: 
   await settle()
   // cooling: a released fd is lent again one poll phase later; a connect before then gets a new fd
   while (recycler.stats().active + recycler.stats().draining + (recycler.stats().cooling ?? 0) > 0) {
-    if (Date.now() > deadline) throw new Error(`recycler still has sockets in use or draining after ${timeoutMs} ms: ${JSON.stringify(recycler.stats())}`)
+    if (Date.now() > deadline) throw new Error(`recycler still has sockets in use, draining or cooling after ${timeoutMs} ms: ${JSON.stringify(recycler.stats())}`)
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
 }
