@@ -10,6 +10,7 @@ const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname
 /** Addresses live only inside the lab's namespaces. */
 export const CLIENT_ADDRESS = '10.213.1.1'
 export const SERVER_ADDRESS = '10.213.1.2'
+const SUBNET = '10.213.1.0'
 const DEV = 'fdrt0'
 const PREFIX = 'fdrflt'
 
@@ -119,6 +120,12 @@ export interface LabOptions {
   relay?: RelayRules
   /** NODE_DEBUG=fdrecycle in the client agent (its stderr is kept for failure reports). */
   debug?: boolean
+  /**
+   * The client's least retransmission timeout (the route's rto_min; the kernel's default is 200 ms,
+   * so an ACK held longer than about RTT + 200 ms draws a retransmitted FIN, whose second ACK
+   * reaches a closed flow and draws the kernel's RST, recycled or not).
+   */
+  clientRtoMinMs?: number
 }
 
 /**
@@ -157,6 +164,9 @@ export class FaultLab implements AsyncDisposable {
       lab.relay = await TunRelay.start(lab.netnsA, lab.netnsB, DEV, options.relay ?? {})
       ip('-n', lab.netnsA, 'addr', 'add', `${CLIENT_ADDRESS}/24`, 'dev', DEV)
       ip('-n', lab.netnsA, 'link', 'set', DEV, 'up')
+      if (options.clientRtoMinMs !== undefined) {
+        ip('-n', lab.netnsA, 'route', 'replace', `${SUBNET}/24`, 'dev', DEV, 'proto', 'kernel', 'scope', 'link', 'src', CLIENT_ADDRESS, 'rto_min', `${options.clientRtoMinMs}ms`)
+      }
       ip('-n', lab.netnsB, 'addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', DEV)
       ip('-n', lab.netnsB, 'link', 'set', DEV, 'up')
       const server = await AgentProcess.start('server', lab.netnsB, join(here, 'server-agent.mjs'), [SERVER_ADDRESS])

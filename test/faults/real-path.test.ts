@@ -65,9 +65,9 @@ describe.runIf(support.ok)('faults on a real path: namespaces + TUN relay', () =
   })
 
   it("with the peer's last ACK late, release draws no RST (the fd is parked) and the fd is reused at the next checkout", async () => {
-    // RTT 100 ms: the ACK of our FIN comes 200 ms after it, before the retransmission timeout
-    // (RTT + 200 ms at least), so our FIN is not sent twice and there is no second late ACK.
-    await using lab = await startLab({ relay: { delayAbMs: 50, delayBaMs: 50, delayAckAfterFinBaMs: 100 } })
+    // RTT 100 ms: the ACK of our FIN comes 200 ms after it, well before the retransmission timeout
+    // (RTT + rto_min, 1 s here), so our FIN is sent once and there is no second late ACK.
+    await using lab = await startLab({ relay: { delayAbMs: 50, delayBaMs: 50, delayAckAfterFinBaMs: 100 }, clientRtoMinMs: 1000 })
     await lab.init()
     const rstsBefore = await lab.clientOutRsts()
     const first = await lab.cycle({ behaviour: 'close', end: 'after-eof', size: 5000, seed: 7 })
@@ -90,13 +90,18 @@ describe.runIf(support.ok)('faults on a real path: namespaces + TUN relay', () =
     await lab.relay.waitFor((e) => e.kind === 'deliver-ack' && e.dport === second.localPort, 5000, 'the second late ACK')
     expect(await lab.client.call('waitTcpState', { fd: second.fd, state: TCP_CLOSE })).toBe(TCP_CLOSE)
     expect((await lab.clientOutRsts()) - rstsBefore).toBe(0)
+    await lab.relay.flush()
+    for (const r of [first, second]) expect(lab.relay.eventsOf(r.localPort, 'fin').filter((e) => e.dir === 'ab')).toHaveLength(1)
     expect(await lab.stats()).toMatchObject({ fdsCreated: 1, reusedConnections: 1, resetsSent: 0 })
     expect(await lab.waitServerClosed()).toMatchObject({ closed: true, accepted: 2, errors: [] })
     expect((await lab.clientSockets()).TIME_WAIT ?? 0).toBe(0)
   })
 
   it('a checkout before the late last ACK leaves the LAST_ACK socket alone: another fd serves it, no RST, and the first fd is lent once its ACK is in', async () => {
-    await using lab = await startLab({ relay: { delayAbMs: 20, delayBaMs: 20, delayAckAfterFinBaMs: 400 } })
+    // The ACK of our FIN comes 440 ms after it. With the kernel's rto_min (200 ms) our FIN would be
+    // sent again first, and the peer's second ACK, arriving after the first moved the socket to
+    // CLOSE, would draw the kernel's RST whatever the client (a plain socket too): rto_min 1 s.
+    await using lab = await startLab({ relay: { delayAbMs: 20, delayBaMs: 20, delayAckAfterFinBaMs: 400 }, clientRtoMinMs: 1000 })
     await lab.init()
     const rstsBefore = await lab.clientOutRsts()
     const first = await lab.cycle({ behaviour: 'close', end: 'after-eof', size: 2000, seed: 3 })
@@ -114,6 +119,8 @@ describe.runIf(support.ok)('faults on a real path: namespaces + TUN relay', () =
     const third = await lab.cycle({ behaviour: 'close', end: 'end', size: 2000, seed: 5 })
     expect(third).toMatchObject({ ok: true, error: null, reused: true, inode: first.inode })
     await lab.relay.flush()
+    // each FIN of ours went once: no retransmission, so no second late ACK
+    for (const r of [first, second]) expect(lab.relay.eventsOf(r.localPort, 'fin').filter((e) => e.dir === 'ab')).toHaveLength(1)
     expect(lab.relay.count('rst')).toBe(0)
     expect((await lab.clientOutRsts()) - rstsBefore).toBe(0)
     expect(await lab.waitServerClosed()).toMatchObject({ closed: true, accepted: 3, errors: [] })
