@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
 import { TCP_STATES } from '../faults/agent-protocol.mjs'
+import { getIntOption, tcpState } from '../../packages/core/src/ffi/syscalls.js'
 
 /** The targets of this process's socket fds (`socket:[inode]`), one per fd (a dup counts again). */
 function socketFdTargets(): string[] {
@@ -66,8 +67,43 @@ export function socketsOpenedSince(baseline: ReadonlySet<string>): string[] {
       found.push(table === 'unix' ? `unix ${f[7] ?? '(unnamed)'}` : `${table} ${hexAddress(f[1]!)} -> ${hexAddress(f[2]!)} ${TCP_STATES[parseInt(f[3]!, 16)] ?? f[3]}`)
     }
   }
-  for (const socket of inodes.values()) found.push(`${socket} (in no tcp, udp or unix table)`)
+  for (const [inode, socket] of inodes) found.push(`${socket} (in no tcp, udp or unix table: ${describeUnlisted(inode)})`)
   return found
+}
+
+const SOL_SOCKET = 1
+const SO_TYPE = 3
+const SO_PROTOCOL = 38
+const SO_DOMAIN = 39
+const DOMAINS: Record<number, string> = { 1: 'unix', 2: 'inet', 10: 'inet6', 16: 'netlink', 17: 'packet' }
+const TYPES: Record<number, string> = { 1: 'stream', 2: 'dgram', 3: 'raw', 5: 'seqpacket' }
+
+/**
+ * A socket no table lists (an unbound TCP socket, fresh from socket(2) or dissolved; a netlink
+ * socket): its fds, with domain, type and, for TCP, its state, read from the fd itself.
+ */
+function describeUnlisted(inode: string): string {
+  const parts: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target = ''
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue
+    }
+    if (target !== `socket:[${inode}]`) continue
+    try {
+      const n = Number(fd)
+      const domain = getIntOption(n, SOL_SOCKET, SO_DOMAIN)
+      const type = getIntOption(n, SOL_SOCKET, SO_TYPE)
+      const protocol = getIntOption(n, SOL_SOCKET, SO_PROTOCOL)
+      const tcp = (domain === 2 || domain === 10) && type === 1 ? ` ${TCP_STATES[tcpState(n)] ?? 'state ?'}` : ''
+      parts.push(`fd ${fd}: ${DOMAINS[domain] ?? domain} ${TYPES[type] ?? type} protocol ${protocol}${tcp}`)
+    } catch (err) {
+      parts.push(`fd ${fd}: ${(err as Error).message}`)
+    }
+  }
+  return parts.join('; ') || 'closed meanwhile'
 }
 
 /** `0100007F:1F90` -> `127.0.0.1:8080` (IPv4; IPv6 addresses stay in hex). */

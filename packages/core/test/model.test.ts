@@ -140,6 +140,14 @@ class PeerClose implements fc.AsyncCommand<Model, Real> {
   check = () => true
   async run(_m: Model, real: Real): Promise<void> {
     const side = conn(real, this.index)?.serverSide
+    if (side && !side.destroyed && this.reset && side.writableEnded && !side.writableFinished) {
+      // net's resetAndDestroy() while its end() is still shutting (uv_shutdown pending) fails with
+      // EINVAL and leaves the handle and its fd open (Node 20-26): the peer resets once its FIN is out
+      await new Promise((resolve) => {
+        side.once('finish', resolve)
+        side.once('close', resolve)
+      })
+    }
     if (side && !side.destroyed) {
       if (this.reset) side.resetAndDestroy()
       else side.end()
