@@ -5,7 +5,7 @@ import {
 } from './connect-args.js'
 import { RecyclerClosedError, UnsupportedError } from './errors.js'
 import { SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from './ffi/libc.js'
-import { setIntOption, setLinger as setLingerOption, unreadBytes } from './ffi/syscalls.js'
+import { PeerPeek, peekPeer, setIntOption, setLinger as setLingerOption } from './ffi/syscalls.js'
 import {
   adoptHandle, attemptedAddresses, netGetsockname, clearSocketTimeout, detachHandle, netBytesDispatched, netBytesRead, overrideByteCounters, setConnecting,
   resetReading, setSocketHost, socketHandle, startReadingFlagged, takeResetAndClosing, undestroy, unrefTimer, wrappedByTls,
@@ -354,7 +354,7 @@ export class RecycledSocket extends net.Socket {
     this.#pooled = null
     detachHandle(this)
     pooled.owner = null
-    const exit: TenantExit = { connectInFlight: true, reset: false, sawEof: false, tls: false, error: null, dirty: this.#dirty }
+    const exit: TenantExit = { connectInFlight: true, reset: false, sawEof: false, peerFinIn: false, gone: false, tls: false, error: null, dirty: this.#dirty }
     this.#host.tenantLeft(pooled, exit)
     const next = attempts.list[attempts.next++]!
     this.#connectTo(next, attempts.port)
@@ -470,18 +470,23 @@ export class RecycledSocket extends net.Socket {
     // peer still unread sends an RST (tcp_close), and the peer stops sending at once. Such a
     // connection is dissolved with a reset and its fd reused, never drained. (Bytes already read
     // into this socket's buffer do not count: a plain close would send its FIN after them too.)
+    // The same look tells whether the peer's FIN is in already (node:http destroys a `Connection:
+    // close` socket before reading it): then there is nothing left to drain.
     const resetAsked = takeResetAndClosing(this)
-    const reset = resetAsked || (!connectInFlight && !this.#sawEof && hasUnread(pooled.fd))
+    const peek = resetAsked || connectInFlight || this.#sawEof ? PeerPeek.NOTHING : peekAt(pooled.fd)
+    const reset = resetAsked || peek === PeerPeek.DATA
     // (once it has fired, a once-listener is gone: no search of the listeners per connection)
     if (this.#awaitingConnect) {
       this.#awaitingConnect = false
       this.removeListener('connect', this.#onConnect)
     }
     const tls = wrappedByTls(handle)
-    const exit: TenantExit = { connectInFlight, reset, sawEof: this.#sawEof, tls, error, dirty: this.#dirty }
+    const exit: TenantExit = {
+      connectInFlight, reset, sawEof: this.#sawEof, peerFinIn: peek === PeerPeek.FIN, gone: peek === PeerPeek.GONE, tls, error, dirty: this.#dirty,
+    }
     const hadError = error !== null && error !== undefined
     const state = pooled.state
-    if (!tls && !hadError && !connectInFlight && !reset && !this.#sawEof && handle.writeQueueSize === 0 &&
+    if (!tls && !hadError && !connectInFlight && peek === PeerPeek.NOTHING && !reset && !this.#sawEof && handle.writeQueueSize === 0 &&
         (state === 'open' || state === 'awaiting-eof' || state === 'fin-sent')) {
       // The common early leave (node:http ends and destroys a `Connection: close` socket before the
       // server's FIN is read): the drain takes the handle over at once, still reading, so that
@@ -497,6 +502,14 @@ export class RecycledSocket extends net.Socket {
     detachHandle(this, false, tls)
     pooled.owner = null
     this.#pooled = null
+    if (!tls && exit.peerFinIn) {
+      // The peer closed first and its FIN is in the kernel: our FIN goes now and the fd is parked
+      // (released at once, as a drained one is; nothing of the tenant is left on the handle).
+      this.#host.tenantLeft(pooled, exit)
+      callback(error)
+      setImmediate(() => this.emit('close', hadError))
+      return
+    }
     if (connectInFlight) {
       // libuv owes this handle a connect callback, which net's afterConnect ignores for a destroyed
       // owner: the catcher must own the handle before the next poll phase, so not a turn later.
@@ -670,11 +683,6 @@ function destinationKey(address: string, port: number): string {
   return key
 }
 
-function hasUnread(fd: number): boolean {
-  if (fd < 0) return false
-  try {
-    return unreadBytes(fd) > 0
-  } catch {
-    return false // not connected (EINVAL): nothing to lose
-  }
+function peekAt(fd: number): PeerPeek {
+  return fd < 0 ? PeerPeek.NOTHING : peekPeer(fd)
 }

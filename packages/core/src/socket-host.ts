@@ -18,6 +18,10 @@ export interface TenantExit {
   reset: boolean
   /** the socket saw the peer's EOF itself (not through TLS) */
   sawEof: boolean
+  /** the kernel holds the peer's FIN, nothing unread before it (recv MSG_PEEK at destroy) */
+  peerFinIn: boolean
+  /** that look met an error instead (a reset): the connection is gone */
+  gone: boolean
   /** a TLS socket had wrapped this socket's handle (tls.connect({ socket })) */
   tls: boolean
   error: Error | null
@@ -63,8 +67,8 @@ const ATTEMPT_FAILED_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', 
 const ATTEMPT_FAILED_NO_FD: ReleaseEvent = Object.freeze({ kind: 'attempt-failed', hasFd: false })
 const UNUSED_FD: ReleaseEvent = Object.freeze({ kind: 'never-connected', hasFd: true })
 const UNUSED_NO_FD: ReleaseEvent = Object.freeze({ kind: 'never-connected', hasFd: false })
-/** tenant-left events by their six flags: no object per release. */
-const LEFT_EVENTS: ReleaseEvent[] = Array.from({ length: 64 }, (_, i) =>
+/** tenant-left events by their eight flags: no object per release. */
+const LEFT_EVENTS: ReleaseEvent[] = Array.from({ length: 256 }, (_, i) =>
   Object.freeze({
     kind: 'tenant-left',
     connectInFlight: (i & 1) !== 0,
@@ -73,13 +77,15 @@ const LEFT_EVENTS: ReleaseEvent[] = Array.from({ length: 64 }, (_, i) =>
     tls: (i & 8) !== 0,
     error: (i & 16) !== 0,
     hasFd: (i & 32) !== 0,
+    peerFinIn: (i & 64) !== 0,
+    gone: (i & 128) !== 0,
   }),
 )
 
 function leftEvent(exit: TenantExit, hasFd: boolean): ReleaseEvent {
   return LEFT_EVENTS[
     (exit.connectInFlight ? 1 : 0) | (exit.reset ? 2 : 0) | (exit.sawEof ? 4 : 0) | (exit.tls ? 8 : 0) |
-      (exit.error ? 16 : 0) | (hasFd ? 32 : 0)
+      (exit.error ? 16 : 0) | (hasFd ? 32 : 0) | (exit.peerFinIn ? 64 : 0) | (exit.gone ? 128 : 0)
   ]!
 }
 

@@ -111,6 +111,60 @@ describe.runIf(isLinux)('release protocol', () => {
     expect(recycler.stats().reusedConnections).toBe(1)
   })
 
+  // node:http destroys a `Connection: close` socket once the response is parsed, before it reads the
+  // server's FIN: a drain would read that FIN one poll phase later. A peek at destroy() sees it.
+  it("destroy() with the peer's FIN already in: no drain, our FIN at once, parked; the peer sees a clean EOF; the fd is reused", async () => {
+    recycler = new SocketRecycler()
+    await using srv = await tcpServer((s) => {
+      s.on('end', () => s.destroy())
+      s.end('reply\n')
+    })
+    const serverEnds: string[] = []
+    srv.server.on('connection', (s) => s.on('end', () => serverEnds.push('end')))
+    const socket = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
+    await new Promise<void>((resolve) => socket.once('data', () => {
+      socket.pause() // the FIN stays unread in the kernel
+      resolve()
+    }))
+    // on loopback the server's FIN is in our kernel once its shutdown(2) returned ('finish')
+    const server = srv.sockets[0]!
+    if (!server.writableFinished) await new Promise((resolve) => server.once('finish', resolve))
+    socket.destroy()
+    // released inside destroy(): no drain, our FIN sent, the fd parked (both FINs out)
+    expect(recycler.stats()).toMatchObject({ draining: 0, active: 0, peerClosedFirst: 1, finSentFirst: 0, resetsSent: 0 })
+    await new Promise((resolve) => socket.once('close', resolve))
+    await until(() => serverEnds.length === 1, "our FIN at the server")
+    await settle()
+    expect(srv.errors).toEqual([])
+    expect(timeWaitCount(srv.port, 'client', srv.clientPorts)).toBe(0)
+    const r = await exchange(recycler.createConnection({ host: '127.0.0.1', port: srv.port }))
+    expect(r).toMatchObject({ data: 'reply\n', error: null })
+    expect(recycler.stats()).toMatchObject({ reusedConnections: 1, fdsCreated: 1, resetsSent: 0 })
+  })
+
+  it("destroy() after a reset the socket never read: the reset is not drained, the fd is dissolved silently and reused with no error left", async () => {
+    recycler = new SocketRecycler({ finDelayMs: 60_000, drainTimeoutMs: 60_000 })
+    await using srv = await tcpServer(() => {})
+    const socket = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.pause()
+    await until(() => srv.sockets.length === 1, 'the server side')
+    // the server's close(2) with SO_LINGER 0 puts its RST in our kernel before it returns (loopback);
+    // destroy() in the same tick: the socket has not read it, so the peek at destroy meets it
+    srv.sockets[0]!.resetAndDestroy()
+    socket.destroy()
+    expect(recycler.stats().draining).toBe(0)
+    await new Promise((resolve) => socket.once('close', resolve))
+    await settle()
+    // the connection was gone (CLOSE): dissolved without an RST of ours, no drain
+    expect(recycler.stats()).toMatchObject({ draining: 0, idle: 1, resetsSent: 0, fdsClosed: 0 })
+    // the next tenant meets no error of the last connection (its reset was consumed, SO_ERROR clear)
+    await using echo = await tcpServer(lineEcho)
+    const r = await exchange(recycler.createConnection({ host: '127.0.0.1', port: echo.port }), 'mine\nbye\n', true)
+    expect(r).toMatchObject({ data: 'mine\nbye\n', error: null })
+    expect(recycler.stats()).toMatchObject({ reusedConnections: 1, fdsCreated: 1 })
+  })
+
   it('a plain socket that ends first keeps a TIME_WAIT (what the withheld FIN avoids)', async () => {
     await using srv = await tcpServer(lineEcho)
     const r = await exchange(net.connect({ host: '127.0.0.1', port: srv.port }), 'a\nbye\n', true)

@@ -20,7 +20,7 @@ export interface Libc {
   readonly getsockname: (fd: number, addr: Buffer, len: Buffer) => number
   readonly poll: (fds: Buffer, nfds: number, timeoutMs: number) => number
   readonly getrlimit: (resource: number, rlim: Buffer) => number
-  readonly ioctl: (fd: number, request: number, arg: Buffer) => number
+  readonly recv: (fd: number, buf: Buffer, len: number, flags: number) => number
 }
 
 let libc: Libc | undefined
@@ -49,9 +49,7 @@ export function loadLibc(): Libc {
       getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
       poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
       getrlimit: lib.func('int getrlimit(int resource, void *rlim)'),
-      // ioctl is variadic in C; its one pointer argument is passed in the same register either way
-      // on the Linux ABIs Node ships for (x86-64, arm64), and a fixed prototype keeps koffi's call cheap.
-      ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)'),
+      recv: lib.func('long recv(int fd, void *buf, unsigned long len, int flags)'),
     }
     return libc
   } catch (err) {
@@ -90,5 +88,6 @@ export const POLLOUT = 0x004
 export const RLIMIT_NOFILE = 7
 /** struct tcp_info: offset of tcpi_rtt (u32, microseconds), after 8 bytes of u8 fields and 15 u32. */
 export const TCPI_RTT_OFFSET = 68
-/** ioctl: bytes in a TCP socket's receive queue not yet read (SIOCINQ) */
-export const FIONREAD = 0x541b
+export const MSG_PEEK = 0x2
+export const MSG_DONTWAIT = 0x40
+export const EAGAIN = 11

@@ -1,6 +1,6 @@
 import { getSystemErrorName } from 'node:util'
 import {
-  AF_INET, AF_INET6, FIONREAD, F_DUPFD_CLOEXEC, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  AF_INET, AF_INET6, EAGAIN, F_DUPFD_CLOEXEC, MSG_DONTWAIT, MSG_PEEK, IPPROTO_TCP, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
   SO_ERROR, SO_LINGER, TCP_INFO, RLIMIT_NOFILE, TCPI_RTT_OFFSET, loadLibc,
 } from './libc.js'
 
@@ -80,13 +80,30 @@ export function tcpState(fd: number): number {
   return stateValue[0]!
 }
 
+/** What the kernel holds from the peer that nobody has read yet (peekPeer). */
+export const PeerPeek = {
+  /** no byte and no FIN yet */
+  NOTHING: 0,
+  /** bytes unread: a close() now would make the kernel send an RST instead of a FIN (tcp_close: "data was lost") */
+  DATA: 1,
+  /** the peer's FIN, with no byte before it unread */
+  FIN: 2,
+  /** an error instead (a reset; ENOTCONN): the connection is gone. recv consumed a pending SO_ERROR. */
+  GONE: 3,
+} as const
+export type PeerPeek = (typeof PeerPeek)[keyof typeof PeerPeek]
+
+const peekByte = Buffer.alloc(1)
+
 /**
- * Bytes the peer sent that nobody has read yet (ioctl SIOCINQ; the peer's FIN is not counted). A
- * close() with any makes the kernel send an RST instead of a FIN (tcp_close: "data was lost").
+ * One recv(MSG_PEEK | MSG_DONTWAIT) of one byte: unread data, the peer's FIN, nothing yet, or an
+ * error. Nothing is taken from the receive queue.
  */
-export function unreadBytes(fd: number): number {
-  check(loadLibc().ioctl(fd, FIONREAD, intValue), 'ioctl')
-  return intValue.readInt32LE(0)
+export function peekPeer(fd: number): PeerPeek {
+  const n = loadLibc().recv(fd, peekByte, 1, MSG_PEEK | MSG_DONTWAIT)
+  if (n > 0) return PeerPeek.DATA
+  if (n === 0) return PeerPeek.FIN
+  return loadLibc().errno() === EAGAIN ? PeerPeek.NOTHING : PeerPeek.GONE
 }
 
 /** Reads and thereby clears SO_ERROR (sock_error() exchanges it with 0). Returns the errno or 0. */

@@ -34,6 +34,10 @@ export type ReleaseEvent =
       readonly reset: boolean
       /** the socket read the peer's EOF itself */
       readonly sawEof: boolean
+      /** the kernel holds the peer's FIN with nothing unread before it (a peek at destroy) */
+      readonly peerFinIn: boolean
+      /** that peek met an error (a reset): the connection is gone, and its error was consumed */
+      readonly gone: boolean
       /** a TLS socket wrapped the handle (its EOF and FIN went past the socket) */
       readonly tls: boolean
       /** the socket was destroyed with an error */
@@ -199,6 +203,9 @@ const LEFT = {
   reset: memo((s) => row(s, dissolve('reset (resetAndDestroy(), or destroy() with unread data)'))),
   peerClosed: row('peer-closed', PEER_FIRST, FIN, move('finished', 'tenant left after the peer closed'), PARK_BOTH_FINS),
   finished: row('finished', PARK_BOTH_FINS),
+  // the peer's FIN is in the kernel, unread: no drain, our FIN now (the timer of a withheld FIN goes)
+  peerFinIn: memo((s) => row(s, CLEAR_TIMER, PEER_FIRST, FIN, move('finished', 'tenant left; the peer\'s FIN was in'), PARK_BOTH_FINS)),
+  finSentPeerFinIn: row('fin-sent', CLEAR_TIMER, move('finished', 'tenant left; the peer\'s FIN was in after ours'), PARK_BOTH_FINS),
   askKernel: memo((s) => row(s, QUERY_KERNEL)),
 }
 
@@ -261,7 +268,14 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
         if (s === 'peer-closed') return LEFT.peerClosed
         if (s === 'finished') return LEFT.finished
       }
-      if (!event.tls && !event.error && (s === 'open' || s === 'awaiting-eof' || s === 'fin-sent')) {
+      if (event.peerFinIn && !event.tls) {
+        // the kernel holds the peer's FIN and nothing before it: what a drain would read next
+        if (s === 'open' || s === 'awaiting-eof') return LEFT.peerFinIn(s)
+        if (s === 'fin-sent') return LEFT.finSentPeerFinIn
+        if (s === 'peer-closed') return LEFT.peerClosed
+        if (s === 'finished') return LEFT.finished
+      }
+      if (!event.tls && !event.error && !event.gone && (s === 'open' || s === 'awaiting-eof' || s === 'fin-sent')) {
         // The socket saw everything that happened on its side; what the peer did since, the drain
         // will read (EOF or reset).
         return drainRow(s, ctx.timerArmed, ctx.finDelayZero, true)

@@ -9,7 +9,7 @@ const ctx = (state: FdState, over: Partial<ReleaseContext> = {}): ReleaseContext
   state, draining: false, timerArmed: false, finDelayZero: false, onDrainTimeout: 'close', ...over,
 })
 const left = (over: Partial<Extract<ReleaseEvent, { kind: 'tenant-left' }>> = {}): ReleaseEvent => ({
-  kind: 'tenant-left', connectInFlight: false, reset: false, sawEof: false, tls: false, error: false, hasFd: true, ...over,
+  kind: 'tenant-left', connectInFlight: false, reset: false, sawEof: false, peerFinIn: false, gone: false, tls: false, error: false, hasFd: true, ...over,
 })
 const kernel = (tcp: number): ReleaseEvent => ({ kind: 'kernel-state', tcp })
 
@@ -123,6 +123,23 @@ describe('release protocol: tenant leaves', () => {
   ] as const)('after %s: ask the kernel', (_name, over) => {
     expectStep(ctx('open'), left(over), 'open', ['query-kernel'])
   })
+  it.each<FdState>(['open', 'awaiting-eof'])('the peer\'s FIN in the kernel, unread, in %s: no drain, our FIN, parked', (s) => {
+    expectStep(ctx(s, { timerArmed: s === 'awaiting-eof' }), left({ peerFinIn: true }), 'finished',
+      ['clear-timer', 'count:peerClosedFirst', 'fin', 'move:finished', 'release:parked'])
+  })
+  it('the peer\'s FIN in the kernel after ours (fin-sent): no drain, parked', () => {
+    expectStep(ctx('fin-sent', { timerArmed: true }), left({ peerFinIn: true }), 'finished', ['clear-timer', 'move:finished', 'release:parked'])
+  })
+  it('the peer\'s FIN in the kernel, the socket destroyed with an error: the same (a plain close sends its FIN)', () => {
+    expectStep(ctx('open'), left({ peerFinIn: true, error: true }), 'finished',
+      ['clear-timer', 'count:peerClosedFirst', 'fin', 'move:finished', 'release:parked'])
+  })
+  it('the peer\'s FIN in the kernel under TLS: ask the kernel (TLS may have sent our FIN)', () => {
+    expectStep(ctx('open'), left({ peerFinIn: true, tls: true }), 'open', ['query-kernel'])
+  })
+  it.each<FdState>(['open', 'awaiting-eof', 'fin-sent'])('the peek met an error (a reset) in %s: ask the kernel, no drain', (s) => {
+    expectStep(ctx(s), left({ gone: true }), s, ['query-kernel'])
+  })
   it('EOF read but an error: ask the kernel', () => {
     expectStep(ctx('peer-closed'), left({ sawEof: true, error: true }), 'peer-closed', ['query-kernel'])
   })
@@ -219,8 +236,9 @@ describe('release protocol: the table as a whole', () => {
   const events: ReleaseEvent[] = [
     { kind: 'tenant-ended' }, { kind: 'peer-eof' }, { kind: 'timer', peerFinIn: false }, { kind: 'timer', peerFinIn: true }, { kind: 'drain-eof' }, { kind: 'drain-error' }, { kind: 'drain-data' },
     { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
-    ...Array.from({ length: 64 }, (_, i) => left({
+    ...Array.from({ length: 256 }, (_, i) => left({
       connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
+      peerFinIn: (i & 64) !== 0, gone: (i & 128) !== 0,
     })),
     ...Object.values(TcpState).map(kernel),
   ]
@@ -258,8 +276,9 @@ describe('release protocol and TRANSITIONS agree', () => {
       { kind: 'connect-done', failed: true }, { kind: 'connect-done', failed: false },
       { kind: 'attempt-failed', hasFd: true }, { kind: 'attempt-failed', hasFd: false },
       { kind: 'never-connected', hasFd: true }, { kind: 'never-connected', hasFd: false },
-      ...Array.from({ length: 64 }, (_, i) => left({
+      ...Array.from({ length: 256 }, (_, i) => left({
         connectInFlight: (i & 1) !== 0, reset: (i & 2) !== 0, sawEof: (i & 4) !== 0, tls: (i & 8) !== 0, error: (i & 16) !== 0, hasFd: (i & 32) !== 0,
+        peerFinIn: (i & 64) !== 0, gone: (i & 128) !== 0,
       })),
       ...Object.values(TcpState).map(kernel),
     ]
