@@ -502,7 +502,7 @@ export class RecycledSocket extends net.Socket {
     detachHandle(this, false, tls)
     pooled.owner = null
     this.#pooled = null
-    if (!tls && exit.peerFinIn) {
+    if (!tls && !hadError && exit.peerFinIn) {
       // The peer closed first and its FIN is in the kernel: our FIN goes now and the fd is parked
       // (released at once, as a drained one is; nothing of the tenant is left on the handle).
       this.#host.tenantLeft(pooled, exit)

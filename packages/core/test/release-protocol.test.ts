@@ -165,6 +165,21 @@ describe.runIf(isLinux)('release protocol', () => {
     expect(recycler.stats()).toMatchObject({ reusedConnections: 1, fdsCreated: 1 })
   })
 
+  it('a reset the socket read (destroyed with ECONNRESET): not counted as the peer closing first; dissolved silently, reused', async () => {
+    recycler = new SocketRecycler()
+    await using srv = await tcpServer((s) => s.once('data', () => s.resetAndDestroy()))
+    const socket = recycler.createConnection({ host: '127.0.0.1', port: srv.port })
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.pause()
+    const error = new Promise<NodeJS.ErrnoException>((resolve) => socket.once('error', resolve))
+    socket.write('x')
+    expect((await error).code).toBe('ECONNRESET')
+    await new Promise((resolve) => socket.once('close', resolve))
+    await settle()
+    // (the read took the reset's error: a peek now reads as EOF, the kernel's state says CLOSE)
+    expect(recycler.stats()).toMatchObject({ peerClosedFirst: 0, finSentFirst: 0, resetsSent: 0, idle: 1, fdsClosed: 0, draining: 0 })
+  })
+
   it('a plain socket that ends first keeps a TIME_WAIT (what the withheld FIN avoids)', async () => {
     await using srv = await tcpServer(lineEcho)
     const r = await exchange(net.connect({ host: '127.0.0.1', port: srv.port }), 'a\nbye\n', true)

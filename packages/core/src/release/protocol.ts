@@ -268,8 +268,9 @@ export function step(ctx: ReleaseContext, event: ReleaseEvent): ReleaseStep {
         if (s === 'peer-closed') return LEFT.peerClosed
         if (s === 'finished') return LEFT.finished
       }
-      if (event.peerFinIn && !event.tls) {
-        // the kernel holds the peer's FIN and nothing before it: what a drain would read next
+      if (event.peerFinIn && !event.tls && !event.error) {
+        // the kernel holds the peer's FIN and nothing before it: what a drain would read next (a
+        // socket destroyed with an error has the kernel asked: a reset read earlier also peeks as EOF)
         if (s === 'open' || s === 'awaiting-eof') return LEFT.peerFinIn(s)
         if (s === 'fin-sent') return LEFT.finSentPeerFinIn
         if (s === 'peer-closed') return LEFT.peerClosed
