@@ -2,20 +2,21 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import type net from 'node:net'
 import { TCP_STATES } from '../faults/agent-protocol.mjs'
+import { SOL_SOCKET } from '../../packages/core/src/ffi/libc.js'
 import { getIntOption, tcpState } from '../../packages/core/src/ffi/syscalls.js'
 
-/** The targets of this process's socket fds (`socket:[inode]`), one per fd (a dup counts again). */
-function socketFdTargets(): string[] {
-  const targets: string[] = []
+/** This process's socket fds and their targets (`socket:[inode]`), one entry per fd (a dup counts again). */
+function socketFds(): { fd: number; target: string }[] {
+  const fds: { fd: number; target: string }[] = []
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
       const target = readlinkSync(`/proc/self/fd/${fd}`)
-      if (target.startsWith('socket:')) targets.push(target)
+      if (target.startsWith('socket:')) fds.push({ fd: Number(fd), target })
     } catch {
       // closed between readdir and readlink
     }
   }
-  return targets
+  return fds
 }
 
 /**
@@ -23,12 +24,12 @@ function socketFdTargets(): string[] {
  * runner opens and closes files and pipes of its own while a test runs.
  */
 export function fdCount(): number {
-  return socketFdTargets().length
+  return socketFds().length
 }
 
 /** The kernel sockets this process has open now (`socket:[inode]`), a baseline for socketsSince(). */
 export function openSockets(): Set<string> {
-  return new Set(socketFdTargets())
+  return new Set(socketFds().map((s) => s.target))
 }
 
 /** The kernel sockets open now that were not open at `baseline`. */
@@ -71,7 +72,6 @@ export function socketsOpenedSince(baseline: ReadonlySet<string>): string[] {
   return found
 }
 
-const SOL_SOCKET = 1
 const SO_TYPE = 3
 const SO_PROTOCOL = 38
 const SO_DOMAIN = 39
@@ -84,20 +84,13 @@ const TYPES: Record<number, string> = { 1: 'stream', 2: 'dgram', 3: 'raw', 5: 's
  */
 function describeUnlisted(inode: string): string {
   const parts: string[] = []
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target = ''
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
+  for (const { fd, target } of socketFds()) {
     if (target !== `socket:[${inode}]`) continue
     try {
-      const n = Number(fd)
-      const domain = getIntOption(n, SOL_SOCKET, SO_DOMAIN)
-      const type = getIntOption(n, SOL_SOCKET, SO_TYPE)
-      const protocol = getIntOption(n, SOL_SOCKET, SO_PROTOCOL)
-      const tcp = (domain === 2 || domain === 10) && type === 1 ? ` ${TCP_STATES[tcpState(n)] ?? 'state ?'}` : ''
+      const domain = getIntOption(fd, SOL_SOCKET, SO_DOMAIN)
+      const type = getIntOption(fd, SOL_SOCKET, SO_TYPE)
+      const protocol = getIntOption(fd, SOL_SOCKET, SO_PROTOCOL)
+      const tcp = (domain === 2 || domain === 10) && type === 1 ? ` ${TCP_STATES[tcpState(fd)] ?? 'state ?'}` : ''
       parts.push(`fd ${fd}: ${DOMAINS[domain] ?? domain} ${TYPES[type] ?? type} protocol ${protocol}${tcp}`)
     } catch (err) {
       parts.push(`fd ${fd}: ${(err as Error).message}`)
